@@ -1,0 +1,214 @@
+"""The ``vbdt`` command line.
+
+Every command answers bad input with a one-line reason on stderr and a non-zero exit code:
+1 for an invalid document or a failed check, 2 for a file that cannot be read as edXML or a bad
+argument, 70 for a bug in vbdt (set ``VBDT_DEBUG=1`` to see its traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from vbdt.directory import Directory
+from vbdt.errors import UsageError, VbdtError, XmlError
+from vbdt.model import Document, Package, StatusMessage
+from vbdt.validation import ValidationReport, validate
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_INVALID = 1
+EXIT_UNREADABLE = 2
+EXIT_BUG = 70
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"vbdt: {message}", err=True)
+    sys.exit(code)
+
+
+def _guarded(func: F) -> F:
+    """Turn vbdt errors (and bugs) into one line and an exit code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except XmlError as exc:
+            _fail(str(exc), EXIT_UNREADABLE)
+        except UsageError as exc:
+            _fail(str(exc), EXIT_UNREADABLE)
+        except VbdtError as exc:
+            _fail(str(exc), EXIT_INVALID)
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a bug: still one line, unless debugging
+            if os.environ.get("VBDT_DEBUG"):
+                raise
+            _fail(f"internal error ({type(exc).__name__}: {exc}); set VBDT_DEBUG=1 for details", EXIT_BUG)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _load_directory(path: str | None) -> Directory | None:
+    return Directory.load(path) if path else None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vbdt")
+def main() -> None:
+    """vbdt: build, sign, validate and exchange edXML documents (QCVN 102:2016)."""
+
+
+@main.command("validate")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--lenient", is_flag=True, help="Accept known real-world quirks as warnings.")
+@click.option("--directory", "directory_path", metavar="FILE", help="Agency directory: every agency must be known.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@_guarded
+def validate_command(files: Sequence[str], lenient: bool, directory_path: str | None, as_json: bool) -> None:
+    """Validate edXML FILES: exit 0 valid, 1 errors found, 2 not readable as edXML."""
+    directory = _load_directory(directory_path)
+    reports: list[dict[str, Any]] = []
+    worst = 0
+    for name in files:
+        try:
+            report = validate(Path(name), lenient=lenient, directory=directory)
+        except (XmlError, UsageError) as exc:
+            worst = max(worst, EXIT_UNREADABLE)
+            reports.append({"source": name, "valid": False, "unreadable": str(exc)})
+            if not as_json:
+                click.echo(f"{name}: unreadable: {exc}", err=True)
+            continue
+        if not report.valid:
+            worst = max(worst, EXIT_INVALID)
+        reports.append(report.to_dict())
+        if not as_json:
+            _print_report(name, report)
+    if as_json:
+        click.echo(json.dumps(reports if len(reports) > 1 else reports[0], ensure_ascii=False, indent=2))
+    sys.exit(worst)
+
+
+def _print_report(name: str, report: ValidationReport) -> None:
+    for finding in report.findings:
+        line = f"{finding.line}:" if finding.line else ""
+        click.echo(f"{name}:{line} {finding.path}: {finding.code} {finding.severity}: {finding.message}")
+    verdict = "valid" if report.valid else "INVALID"
+    click.echo(f"{name}: {verdict} ({len(report.errors)} errors, {len(report.warnings)} warnings)")
+
+
+@main.command("inspect")
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True, help="Print the package as JSON.")
+@_guarded
+def inspect_command(file: str, as_json: bool) -> None:
+    """Show an edXML FILE as a person reads it (read leniently; findings counted)."""
+    report = validate(Path(file), lenient=True)
+    if report.package is None:
+        from vbdt.errors import ValidationError
+
+        raise ValidationError(report.findings, source=file)
+    if as_json:
+        click.echo(json.dumps(describe(report.package) | {"findings": [f.to_dict() for f in report.findings]},
+                              ensure_ascii=False, indent=2, default=str))
+        return
+    for key, value in describe(report.package).items():
+        if isinstance(value, list):
+            click.echo(f"{key}:")
+            for item in value:
+                click.echo(f"  - {item if not isinstance(item, dict) else _fmt(item)}")
+        elif value not in (None, ""):
+            click.echo(f"{key}: {value}")
+    click.echo(f"findings: {len(report.errors)} errors, {len(report.warnings)} warnings (vbdt validate for details)")
+
+
+def _fmt(item: dict[str, Any]) -> str:
+    return ", ".join(f"{v}" for v in item.values() if v not in (None, ""))
+
+
+def describe(package: Package) -> dict[str, Any]:
+    """A package as a flat dictionary of what a clerk looks at."""
+    sender = f"{package.sender.organ_id} {package.sender.organ_name or ''}".strip()
+    if isinstance(package, StatusMessage):
+        rf = package.response_for
+        return {
+            "kind": f"status {package.status_code.value}: {package.status_code.label}",
+            "from": sender,
+            "about": rf.document_id or f"{rf.code} ({rf.organ_id})",
+            "description": package.description,
+            "timestamp": f"{package.timestamp:%Y/%m/%d %H:%M:%S}",
+            "staff": package.staff_info.staff if package.staff_info else None,
+        }
+    assert isinstance(package, Document)
+    info = package.other_info
+    return {
+        "kind": f"{package.business.doc_type.label} ({package.document_type.type_name or 'văn bản'})",
+        "document_id": package.document_id,
+        "number": str(package.code),
+        "from": sender,
+        "to": [f"{r.organ_id} {r.organ_name or ''}".strip() for r in package.recipients],
+        "subject": package.subject,
+        "promulgated": f"{package.promulgation.date:%Y/%m/%d}"
+        + (f", {package.promulgation.place}" if package.promulgation.place else ""),
+        "due": f"{package.due_date:%Y/%m/%d}" if package.due_date else None,
+        "priority": info.priority.label,
+        "steering": package.steering_type.label if package.steering_type is not None else None,
+        "signer": " ".join(
+            x for x in (package.signer.competence, package.signer.full_name) if x
+        ) if package.signer else None,
+        "attachments": [
+            {"name": a.name, "size": f"{a.size:,} bytes", "type": a.content_type, "id": a.content_id}
+            for a in package.attachments
+        ],
+    }
+
+
+@main.group("directory")
+def directory_group() -> None:
+    """Query an agency directory."""
+
+
+@directory_group.command("select")
+@click.argument("selectors", nargs=-1, required=True)
+@click.option("--directory", "directory_path", metavar="FILE", help="Directory file (default: the example one).")
+@click.option("--national", is_flag=True, help="Use the national 2025 directory (34 provinces, 3,321 communes).")
+@click.option("--json", "as_json", is_flag=True)
+@_guarded
+def directory_select(selectors: Sequence[str], directory_path: str | None, national: bool, as_json: bool) -> None:
+    """List the agencies SELECTORS name, e.g. 000.00.00.H54/**:commune or **:province."""
+    from vbdt.directory import national_directory
+    from vbdt.resources import example_directory_path
+
+    if national:
+        directory = national_directory()
+    else:
+        directory = Directory.load(directory_path or example_directory_path())
+    agencies = directory.select(*selectors)
+    if as_json:
+        click.echo(json.dumps([a.model_dump(mode="json", exclude_defaults=True) for a in agencies], ensure_ascii=False, indent=1))
+        return
+    for agency in agencies:
+        click.echo(f"{agency.organ_id}\t{agency.level}\t{agency.name}")
+    click.echo(f"{len(agencies)} agencies", err=True)
+
+
+@main.command("demo")
+@click.option("--out", "out_dir", default=".vbdt-run/demo", show_default=True, help="Where to write the files.")
+@_guarded
+def demo_command(out_dir: str) -> None:
+    """Walk through building, writing, validating and inspecting a directive."""
+    from vbdt.demo import run_demo
+
+    run_demo(Path(out_dir), echo=click.echo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

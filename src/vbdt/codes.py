@@ -1,0 +1,99 @@
+"""The coded values of edXML: priority, steering type, business document type, status codes.
+
+Each enum member carries its Vietnamese label (``.label``), the text a clerk sees in a DMS.
+"""
+
+from __future__ import annotations
+
+from enum import Enum, IntEnum
+
+__all__ = ["AdminLevel", "BusinessDocType", "Priority", "StatusCode", "SteeringType"]
+
+
+class _Labelled(IntEnum):
+    """An integer code with a Vietnamese label."""
+
+    label: str
+
+    def __new__(cls, value: int, label: str) -> _Labelled:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        return member
+
+
+class Priority(_Labelled):
+    """Độ khẩn: how urgent the document is."""
+
+    NORMAL = 0, "Thường"
+    URGENT = 1, "Khẩn"
+    VERY_URGENT = 2, "Thượng khẩn"
+    IMMEDIATE = 3, "Hỏa tốc"
+    IMMEDIATE_SCHEDULED = 4, "Hỏa tốc hẹn giờ"
+
+
+class SteeringType(_Labelled):
+    """Whether the document is a directive (văn bản chỉ đạo)."""
+
+    NONE = 0, "Không phải văn bản chỉ đạo"
+    DIRECTIVE = 1, "Văn bản chỉ đạo"
+    REPORT = 2, "Báo cáo thực hiện văn bản chỉ đạo"
+
+
+class BusinessDocType(_Labelled):
+    """BussinessDocType (the standard's spelling): what the package does to a document."""
+
+    NEW = 0, "Văn bản điện tử mới"
+    REVOKE = 1, "Thu hồi văn bản điện tử"
+    UPDATE = 2, "Cập nhật văn bản điện tử"
+    REPLACE = 3, "Thay thế văn bản điện tử"
+
+
+class StatusCode(str, Enum):
+    """Status codes of a delivery receipt (two digits on the wire)."""
+
+    label: str
+
+    def __new__(cls, value: str, label: str) -> StatusCode:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        return member
+
+    ARRIVED = "01", "Đã đến: hệ thống đã nhận, văn thư chưa xử lý"
+    REJECTED = "02", "Từ chối tiếp nhận"
+    ACCEPTED = "03", "Đã tiếp nhận, vào sổ văn bản đến"
+    ASSIGNED = "04", "Đã phân công xử lý"
+    PROCESSING = "05", "Đang xử lý"
+    COMPLETED = "06", "Hoàn thành xử lý"
+    RECALL_REQUESTED = "13", "Yêu cầu lấy lại văn bản"
+    CHANGE_ACCEPTED = "15", "Đồng ý yêu cầu cập nhật, lấy lại"
+    CHANGE_REFUSED = "16", "Từ chối yêu cầu cập nhật, lấy lại"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class AdminLevel(str, Enum):
+    """The four administrative levels that documents cross."""
+
+    label: str
+
+    def __new__(cls, value: str, label: str) -> AdminLevel:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        return member
+
+    CENTRAL = "central", "Trung ương"
+    PROVINCE = "province", "Tỉnh"
+    DISTRICT = "district", "Huyện"
+    COMMUNE = "commune", "Xã"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def rank(self) -> int:
+        """0 for central down to 3 for commune."""
+        return list(AdminLevel).index(self)

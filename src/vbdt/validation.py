@@ -1,0 +1,174 @@
+"""Reading and validating edXML: the one pipeline behind :func:`read` and :func:`validate`.
+
+bytes → hardened parse → repair quirks → XSD → model → business rules → report.
+
+The tree is parsed once and validated in place; the schema is compiled once per process. Strict
+and lenient reading differ in one thing only: the known quirks of real systems
+(:func:`vbdt.reader.repair_quirks`) are errors when strict, warnings when lenient. Everything else
+keeps its severity, and a lenient read still hands back the model with its findings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from vbdt.errors import ValidationError
+from vbdt.findings import Finding, Severity
+from vbdt.model import Document, Package
+from vbdt.reader import build_package, is_status_message, repair_quirks
+from vbdt.rules import RuleContext, check_rules
+from vbdt.schemas import SchemaKind, schema_findings
+from vbdt.writer import to_tree
+from vbdt.xmlparse import DEFAULT_LIMITS, Limits, load_bytes, parse_xml
+
+if TYPE_CHECKING:  # pragma: no cover
+    from vbdt.directory import Directory
+
+__all__ = ["Source", "ValidationReport", "check", "read", "read_lenient", "validate"]
+
+Source = bytes | bytearray | memoryview | str | Path | IO[bytes]
+"""Where a document comes from: its bytes, a path, or a binary file object."""
+
+
+@dataclass
+class ValidationReport:
+    """What validation found: the package (when one could be built) and every finding."""
+
+    package: Package | None
+    """The model, or None when the document is too broken to build one."""
+    findings: list[Finding] = field(default_factory=list)
+    """Every finding, in document order where lines are known."""
+    source: str | None = None
+    """A name for the source (a file name) used in messages."""
+
+    @property
+    def errors(self) -> list[Finding]:
+        """Findings of severity error."""
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        """Findings of severity warning."""
+        return [f for f in self.findings if f.severity is Severity.WARNING]
+
+    @property
+    def valid(self) -> bool:
+        """True when a package was built and no finding is an error."""
+        return self.package is not None and not self.errors
+
+    def raise_for_errors(self) -> None:
+        """Raise :class:`~vbdt.errors.ValidationError` unless valid."""
+        if not self.valid:
+            raise ValidationError(self.findings, source=self.source)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready summary."""
+        return {
+            "source": self.source,
+            "valid": self.valid,
+            "kind": _kind(self.package),
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def _kind(package: Package | None) -> str | None:
+    if package is None:
+        return None
+    return "document" if isinstance(package, Document) else "status"
+
+
+def _name(source: Source) -> str | None:
+    if isinstance(source, str | Path):
+        return str(source)
+    name = getattr(source, "name", None)
+    return str(name) if isinstance(name, str) else None
+
+
+def validate(
+    source: Source,
+    *,
+    lenient: bool = False,
+    directory: Directory | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    today: date | None = None,
+) -> ValidationReport:
+    """Read and check a document; return every finding rather than raising on the first.
+
+    Raises :class:`~vbdt.errors.XmlError` only when the bytes cannot be taken as edXML at all.
+    """
+    data = load_bytes(source, limits)
+    tree = parse_xml(data, limits)
+    del data  # the tree holds the content now; do not keep a second copy of a large package
+    findings = repair_quirks(tree, lenient=lenient)
+    kind = SchemaKind.STATUS if is_status_message(tree) else SchemaKind.DOCUMENT
+    findings += schema_findings(tree, kind)
+    built = build_package(tree, findings)
+    findings += built.findings
+    if built.package is not None:
+        ctx = RuleContext(directory=directory, source_manifest=built.manifest)
+        if today is not None:
+            ctx.today = today
+        for finding in check_rules(built.package, ctx):
+            line = built.lines.get(finding.path) or _nearest_line(finding.path, built.lines)
+            findings.append(
+                Finding(finding.code, finding.severity, finding.message, finding.path, line)
+            )
+    findings.sort(key=lambda f: (f.line or 0))
+    return ValidationReport(built.package, findings, _name(source))
+
+
+def _nearest_line(path: str, lines: dict[str, int]) -> int | None:
+    # A rule may name an element the reader never visited (e.g. a missing one): use its parent.
+    while "/" in path:
+        path = path.rsplit("/", 1)[0]
+        if path in lines:
+            return lines[path]
+    return None
+
+
+def read(
+    source: Source,
+    *,
+    directory: Directory | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Package:
+    """Read a document strictly: the package, or :class:`~vbdt.errors.ValidationError`.
+
+    Warnings do not stop a strict read; use :func:`validate` to see them.
+    """
+    report = validate(source, lenient=False, directory=directory, limits=limits)
+    report.raise_for_errors()
+    assert report.package is not None
+    return report.package
+
+
+def read_lenient(
+    source: Source,
+    *,
+    directory: Directory | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> ValidationReport:
+    """Read a real-world document: the package plus every finding.
+
+    Raises :class:`~vbdt.errors.ValidationError` only when no package can be built at all.
+    """
+    report = validate(source, lenient=True, directory=directory, limits=limits)
+    if report.package is None:
+        raise ValidationError(report.findings, source=report.source)
+    return report
+
+
+def check(package: Package, *, directory: Directory | None = None, today: date | None = None) -> list[Finding]:
+    """Validate a package built in Python: the schema on its written form, then the rules."""
+    tree = to_tree(package).getroottree()
+    kind = SchemaKind.DOCUMENT if isinstance(package, Document) else SchemaKind.STATUS
+    findings = schema_findings(tree, kind)
+    ctx = RuleContext(directory=directory)
+    if today is not None:
+        ctx.today = today
+    return findings + check_rules(package, ctx)

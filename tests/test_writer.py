@@ -1,0 +1,103 @@
+from datetime import date
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+import vbdt
+from vbdt.reader import MESSAGE_HEADER_ORDER
+from vbdt.xmlparse import EDXML_NS
+
+
+def test_writer_is_deterministic_and_utf8(directive: vbdt.Document) -> None:
+    first = vbdt.write(directive)
+    assert first == vbdt.write(directive)
+    assert first.startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
+    assert "Về việc tăng cường".encode() in first
+    assert vbdt.read(first) == directive
+
+
+def test_layout_matches_the_samples(directive: vbdt.Document) -> None:
+    root = etree.fromstring(vbdt.write(directive))
+    ns = {"e": EDXML_NS}
+    assert root.tag == f"{{{EDXML_NS}}}edXML"
+    message = root.find("e:edXMLEnvelope/e:edXMLHeader/e:MessageHeader", ns)
+    names = [etree.QName(c).localname for c in message]
+    order = [MESSAGE_HEADER_ORDER.index(n) for n in names]
+    assert order == sorted(order)
+    assert root.find("e:edXMLEnvelope/e:edXMLBody/e:edXMLManifest", ns).get("version") == "1.0"
+    assert len(root.findall("e:AttachmentEncoded/e:Attachment", ns)) == 1
+
+
+def test_text_is_escaped_never_concatenated(directive: vbdt.Document) -> None:
+    hostile = "</edXML:Subject><edXML:Injected>&amp; \"quoted\" ]]> <!-- x -->"
+    directive.subject = hostile
+    data = vbdt.write(directive)
+    assert b"<edXML:Injected>" not in data
+    assert vbdt.read(data).subject == hostile  # type: ignore[union-attr]
+
+
+def test_status_message_round_trip() -> None:
+    status = vbdt.StatusMessage(
+        sender=vbdt.Organization(organ_id="000.00.01.H54", organ_name="UBND Thành phố Thái Bình"),
+        response_for=vbdt.ResponseFor(
+            organ_id="000.00.00.H54",
+            code=vbdt.Code(number="05", notation="CT-UBND"),
+            promulgation_date=date(2026, 11, 23),
+            document_id="000.00.00.H54,2026/11/23,05/CT-UBND",
+        ),
+        status_code=vbdt.StatusCode.REJECTED,
+        description="Văn bản gửi nhầm đơn vị",
+        timestamp="2026-11-23T09:00:00+07:00",
+        staff_info=vbdt.StaffInfo(staff="Văn thư"),
+    )
+    assert vbdt.read(vbdt.write(status)) == status
+
+
+_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufffe\uffff"), min_size=1, max_size=30
+)
+_organ = st.builds(
+    lambda a, b, c, letter, n: f"{a:03d}.{b:02d}.{c:02d}.{letter}{n:02d}" if (a == 0 or b) and (b == 0 or c) else f"000.00.{c:02d}.{letter}{n:02d}",
+    st.integers(0, 3), st.integers(0, 3), st.integers(0, 20), st.sampled_from("GHK"), st.integers(1, 99),
+)
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> vbdt.Document:
+    recipients = draw(st.lists(_organ, min_size=1, max_size=4))
+    attachments = [
+        vbdt.Attachment.from_bytes(f"file{i}.pdf", draw(st.binary(max_size=200)), content_id=f"cid:{i}",
+                                   description=draw(st.none() | _text))
+        for i in range(draw(st.integers(0, 3)))
+    ]
+    return vbdt.Document(
+        sender=vbdt.Organization(organ_id=draw(_organ), organ_name=draw(st.none() | _text), email=draw(st.none() | _text)),
+        recipients=[vbdt.Organization(organ_id=r, organ_add=draw(st.none() | _text)) for r in recipients],
+        code=vbdt.Code(number=str(draw(st.integers(1, 9999))), notation=draw(_text.filter(lambda s: "," not in s))),
+        promulgation=vbdt.PromulgationInfo(place=draw(st.none() | _text), date=draw(st.dates(date(2000, 1, 1), date(2030, 12, 31)))),
+        subject=draw(_text),
+        content=draw(st.none() | _text),
+        due_date=draw(st.none() | st.dates(date(2000, 1, 1), date(2030, 12, 31))),
+        other_info=vbdt.OtherInfo(
+            priority=draw(st.sampled_from(vbdt.Priority)),
+            page_amount=draw(st.none() | st.integers(0, 500)),
+            direction=draw(st.none() | st.booleans()),
+            appendixes=draw(st.lists(_text, max_size=3)),
+        ),
+        steering_type=draw(st.none() | st.sampled_from(vbdt.SteeringType)),
+        to_places=draw(st.lists(_text, max_size=3)),
+        business=vbdt.Business(doc_type=draw(st.sampled_from(vbdt.BusinessDocType)), paper=draw(st.booleans()),
+                               reason=draw(st.none() | _text)),
+        attachments=attachments,
+    )
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(documents())
+def test_generated_documents_round_trip(doc: vbdt.Document) -> None:
+    data = vbdt.write(doc)
+    report = vbdt.validate(data)
+    assert report.package == doc
+    assert not [f for f in report.findings if f.code == "EDX001"]  # the schema accepts what we write
+    assert vbdt.write(report.package) == data
