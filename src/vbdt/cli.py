@@ -83,9 +83,10 @@ def validate_command(files: Sequence[str], lenient: bool, directory_path: str | 
             report = validate(Path(name), lenient=lenient, directory=directory)
         except (XmlError, UsageError) as exc:
             worst = max(worst, EXIT_UNREADABLE)
-            reports.append({"source": name, "valid": False, "unreadable": str(exc)})
+            reason = str(exc) if isinstance(exc, UsageError) else f"{name}: unreadable: {exc}"
+            reports.append({"source": name, "valid": False, "unreadable": reason})
             if not as_json:
-                click.echo(f"{name}: unreadable: {exc}", err=True)
+                click.echo(f"vbdt: {reason}", err=True)
             continue
         if not report.valid:
             worst = max(worst, EXIT_INVALID)

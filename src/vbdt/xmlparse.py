@@ -42,6 +42,7 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+_PROLOG_SCAN = 64 * 1024
 
 
 def _parser() -> etree.XMLParser:
@@ -94,6 +95,10 @@ def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._ElementTre
         raise DocumentTooLarge(f"document is over the limit of {limits.max_bytes} bytes")
     if not data.strip():
         raise MalformedXml("document is empty")
+    # A DTD can only come before the root element, so the head of the document is enough; refuse
+    # it before libxml2 reads a single declaration.
+    if b"<!DOCTYPE" in data[:_PROLOG_SCAN]:
+        raise UnsafeXml("a DOCTYPE is not allowed in edXML (entities and DTDs are refused)")
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
