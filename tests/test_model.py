@@ -1,4 +1,4 @@
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -56,7 +56,7 @@ def test_code_parse() -> None:
 
 
 def test_timestamps_are_vietnam_time_whole_seconds() -> None:
-    utc = datetime(2026, 1, 5, 1, 2, 3, 999, tzinfo=timezone.utc)
+    utc = datetime(2026, 1, 5, 1, 2, 3, 999, tzinfo=UTC)
     status = StatusMessage(
         sender=Organization(organ_id="000.00.01.H54"),
         response_for=vbdt.ResponseFor(organ_id="000.00.00.H54", document_id="x"),

@@ -159,10 +159,10 @@ class Base64Content:
         return f"Base64Content({self.size} bytes)"
 
 
-def content_equal(a: object, b: object) -> bool:
+def content_equal(a: ContentSource, b: object) -> bool:
     """True when two sources hold the same bytes (compared as base64 when both are base64)."""
-    if not isinstance(a, ContentSource) or not isinstance(b, ContentSource):
-        return NotImplemented
+    if not isinstance(b, ContentSource):
+        return False
     if isinstance(a, Base64Content) and isinstance(b, Base64Content):
         return a._cleaned() == b._cleaned()
     if a.size != b.size:

@@ -5,7 +5,8 @@ Each enum member carries its Vietnamese label (``.label``), the text a clerk see
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
+from typing import Self
 
 __all__ = ["AdminLevel", "BusinessDocType", "Priority", "StatusCode", "SteeringType"]
 
@@ -14,6 +15,15 @@ class _Labelled(IntEnum):
     """An integer code with a Vietnamese label."""
 
     label: str
+
+    @classmethod
+    def of(cls, value: int | str) -> Self:
+        """The member for a number (or its text); ValueError names the valid range."""
+        try:
+            return cls(int(value))  # type: ignore[call-arg]  # the label is only for definitions
+        except ValueError:
+            valid = ", ".join(str(int(m)) for m in cls)
+            raise ValueError(f"{value!r} is not one of {valid}") from None
 
     def __new__(cls, value: int, label: str) -> _Labelled:
         member = int.__new__(cls, value)
@@ -49,7 +59,7 @@ class BusinessDocType(_Labelled):
     REPLACE = 3, "Thay thế văn bản điện tử"
 
 
-class StatusCode(str, Enum):
+class StatusCode(StrEnum):
     """Status codes of a delivery receipt (two digits on the wire)."""
 
     label: str
@@ -71,10 +81,18 @@ class StatusCode(str, Enum):
     CHANGE_REFUSED = "16", "Từ chối yêu cầu cập nhật, lấy lại"
 
     def __str__(self) -> str:
-        return self.value
+        return str.__str__(self)
+
+    @classmethod
+    def of(cls, value: str) -> StatusCode:
+        """The member for a two-digit code; ValueError lists the valid codes."""
+        try:
+            return cls(value)  # type: ignore[call-arg]  # the label is only for definitions
+        except ValueError:
+            raise ValueError(f"{value!r} is not one of {', '.join(m.value for m in cls)}") from None
 
 
-class AdminLevel(str, Enum):
+class AdminLevel(StrEnum):
     """The four administrative levels that documents cross."""
 
     label: str
@@ -91,7 +109,7 @@ class AdminLevel(str, Enum):
     COMMUNE = "commune", "Xã"
 
     def __str__(self) -> str:
-        return self.value
+        return str.__str__(self)
 
     @property
     def rank(self) -> int:

@@ -12,12 +12,12 @@ Codes are grouped by hundreds: 0xx the XML and the schema, 1xx identifiers and a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["CODES", "Finding", "Severity"]
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How much a finding matters."""
 
     ERROR = "error"

@@ -121,14 +121,14 @@ def repair_quirks(tree: etree._ElementTree, *, lenient: bool) -> list[Finding]:
         code = response.find(q("Code"))
         if code is None or len(code) or not (code.text or "").strip():
             continue
-        number, sep, notation = code.text.strip().partition("/")  # type: ignore[union-attr]
+        number, sep, notation = code.text.strip().partition("/")
         if not (sep and number and notation):
             continue  # leave it for the schema to report
         findings.append(
             Finding(
                 "EDX903",
                 severity,
-                f"ResponseFor/Code is the single text {code.text.strip()!r}; the standard form is "  # type: ignore[union-attr]
+                f"ResponseFor/Code is the single text {code.text.strip()!r}; the standard form is "
                 "CodeNumber and CodeNotation elements",
                 paths.element_path(code),
                 code.sourceline,
@@ -360,7 +360,7 @@ class _Builder:
         return traces, business
 
     def business(self, element: etree._Element, path: str) -> Business:
-        doc_type = self.convert(element, "BussinessDocType", path, lambda s: BusinessDocType(int(s)), "0, 1, 2 or 3", required=True)
+        doc_type = self.convert(element, "BussinessDocType", path, BusinessDocType.of, "0, 1, 2 or 3", required=True)
         info = None
         info_found = self.one(element, "BussinessDocumentInfo", path)
         if info_found:
@@ -436,7 +436,7 @@ class _Builder:
             if appendix_found:
                 appendixes = [e.text or "" for e, _ in self.many(appendix_found[0], "Appendix", appendix_found[1])]
             other = OtherInfo(
-                priority=self.convert(other_el, "Priority", other_path, lambda s: Priority(int(s)), "a priority 0-4") or Priority.NORMAL,
+                priority=self.convert(other_el, "Priority", other_path, Priority.of, "a priority 0-4") or Priority.NORMAL,
                 sphere_of_promulgation=self.text(other_el, "SphereOfPromulgation", other_path),
                 typer_notation=self.text(other_el, "TyperNotation", other_path),
                 promulgation_amount=self.convert(other_el, "PromulgationAmount", other_path, int, "an integer"),
@@ -462,7 +462,7 @@ class _Builder:
             due_date=self.convert(message, "DueDate", mp, _date, "a date yyyy/MM/dd", code="EDX201"),
             other_info=other,
             response_for=[self.response_for(e, p) for e, p in self.many(message, "ResponseFor", mp)],
-            steering_type=self.convert(message, "SteeringType", mp, lambda s: SteeringType(int(s)), "0, 1 or 2"),
+            steering_type=self.convert(message, "SteeringType", mp, SteeringType.of, "0, 1 or 2"),
             to_places=places,
             trace=traces,
             business=business or Business(),
@@ -513,7 +513,7 @@ class _Builder:
             sender=self.organization(*self.need(message, "From", mp)),
             response_for=self.response_for(*self.need(message, "ResponseFor", mp)),
             staff_info=self.staff_info(*staff) if staff else None,
-            status_code=self.convert(message, "StatusCode", mp, StatusCode, "a status code (01-06, 13, 15, 16)", required=True),
+            status_code=self.convert(message, "StatusCode", mp, StatusCode.of, "a status code (01-06, 13, 15, 16)", required=True),
             description=self.text(message, "Description", mp),
             timestamp=self.convert(message, "Timestamp", mp, _timestamp, "a time yyyy/MM/dd HH:mm:ss", required=True, code="EDX201"),
             trace=traces,

@@ -7,7 +7,7 @@ The schemas live in ``schemas/`` at the top of the source tree and are shipped i
 from __future__ import annotations
 
 import functools
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from lxml import etree
@@ -20,7 +20,7 @@ from vbdt.xmlparse import EDXML_NS
 __all__ = ["SchemaKind", "schema", "schema_dir", "schema_findings"]
 
 
-class SchemaKind(str, Enum):
+class SchemaKind(StrEnum):
     """Which of the two edXML schemas."""
 
     DOCUMENT = "edxml-document.xsd"

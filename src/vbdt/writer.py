@@ -212,7 +212,7 @@ def to_tree(package: Package) -> etree._Element:
 
 def serialize(root: etree._Element) -> bytes:
     """UTF-8 bytes of a tree, with the XML declaration."""
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8") + b"\n"
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8")) + b"\n"
 
 
 def write(package: Package) -> bytes:

@@ -23,7 +23,7 @@ from vbdt.errors import (
     XmlError,
 )
 
-__all__ = ["DEFAULT_LIMITS", "EDXML_NS", "DS_NS", "Limits", "load_bytes", "parse_xml"]
+__all__ = ["DEFAULT_LIMITS", "DS_NS", "EDXML_NS", "Limits", "load_bytes", "parse_xml"]
 
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 """The edXML namespace."""
