@@ -15,6 +15,7 @@ Three functions, in the order a document goes through them:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -56,6 +57,7 @@ __all__ = ["MESSAGE_HEADER_ORDER", "Built", "build_package", "is_status_message"
 T = TypeVar("T")
 
 
+@functools.cache
 def q(name: str) -> str:
     """Clark name in the edXML namespace."""
     return f"{{{EDXML_NS}}}{name}"
@@ -219,6 +221,18 @@ class _Builder:
         self.lines: dict[str, int] = {}
         self.manifest: list[ManifestReference] = []
         self._reported = {f.path for f in known}
+        # children of each element visited, by tag: one pass over an element instead of a
+        # find() per field (the header has a hundred leaves)
+        self._kids: dict[etree._Element, dict[str, list[etree._Element]]] = {}
+
+    def kids(self, parent: etree._Element) -> dict[str, list[etree._Element]]:
+        found = self._kids.get(parent)
+        if found is None:
+            found = {}
+            for child in parent:
+                found.setdefault(child.tag, []).append(child)
+            self._kids[parent] = found
+        return found
 
     # -- reporting
 
@@ -240,10 +254,10 @@ class _Builder:
         return path
 
     def one(self, parent: etree._Element, name: str, path: str) -> tuple[etree._Element, str] | None:
-        element = parent.find(q(name))
-        if element is None:
+        found = self.kids(parent).get(q(name))
+        if not found:
             return None
-        return element, self.at(element, f"{path}/{name}")
+        return found[0], self.at(found[0], f"{path}/{name}")
 
     def need(self, parent: etree._Element, name: str, path: str) -> tuple[etree._Element, str]:
         found = self.one(parent, name, path)
@@ -252,7 +266,7 @@ class _Builder:
         return found
 
     def many(self, parent: etree._Element, name: str, path: str) -> list[tuple[etree._Element, str]]:
-        elements = parent.findall(q(name))
+        elements = self.kids(parent).get(q(name), [])
         return [
             (e, self.at(e, f"{path}/{paths.indexed(name, i, len(elements))}"))
             for i, e in enumerate(elements)
