@@ -281,7 +281,7 @@ class _Builder:
     def need_text(self, parent: etree._Element, name: str, path: str) -> str:
         element, where = self.need(parent, name, path)
         value = element.text or ""
-        if not value.strip():
+        if not value:
             raise self.fail("EDX001", f"{name} is empty", where, element.sourceline)
         return value
 
