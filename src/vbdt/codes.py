@@ -59,16 +59,21 @@ class BusinessDocType(_Labelled):
     REPLACE = 3, "Thay thế văn bản điện tử"
 
 
-class StatusCode(StrEnum):
-    """Status codes of a delivery receipt (two digits on the wire)."""
+class _LabelledText(StrEnum):
+    """A text code with a Vietnamese label; ``str()`` is the code itself (StrEnum)."""
 
     label: str
 
-    def __new__(cls, value: str, label: str) -> StatusCode:
+    def __new__(cls, value: str, label: str) -> Self:
         member = str.__new__(cls, value)
         member._value_ = value
         member.label = label
         return member
+
+
+class StatusCode(_LabelledText):
+    """Status codes of a delivery receipt (two digits on the wire)."""
+
 
     ARRIVED = "01", "Đã đến: hệ thống đã nhận, văn thư chưa xử lý"
     REJECTED = "02", "Từ chối tiếp nhận"
@@ -80,9 +85,6 @@ class StatusCode(StrEnum):
     CHANGE_ACCEPTED = "15", "Đồng ý yêu cầu cập nhật, lấy lại"
     CHANGE_REFUSED = "16", "Từ chối yêu cầu cập nhật, lấy lại"
 
-    def __str__(self) -> str:
-        return str.__str__(self)
-
     @classmethod
     def of(cls, value: str) -> StatusCode:
         """The member for a two-digit code; ValueError lists the valid codes."""
@@ -92,24 +94,14 @@ class StatusCode(StrEnum):
             raise ValueError(f"{value!r} is not one of {', '.join(m.value for m in cls)}") from None
 
 
-class AdminLevel(StrEnum):
+class AdminLevel(_LabelledText):
     """The four administrative levels that documents cross."""
 
-    label: str
-
-    def __new__(cls, value: str, label: str) -> AdminLevel:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.label = label
-        return member
 
     CENTRAL = "central", "Trung ương"
     PROVINCE = "province", "Tỉnh"
     DISTRICT = "district", "Huyện"
     COMMUNE = "commune", "Xã"
-
-    def __str__(self) -> str:
-        return str.__str__(self)
 
     @property
     def rank(self) -> int:

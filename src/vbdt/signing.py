@@ -143,7 +143,7 @@ def verify(
     """Verify a signed package; raise a :class:`TrustError` subclass with the reason, else return it."""
     tree = parse_xml(data, limits)
     root = tree.getroot()
-    _check_profile(root)
+    _check_profile(root, legacy_sha1=legacy_sha1)
     signature = root.find("e:edXMLEnvelope/e:edXMLHeader/ds:Signature", _NS)
     method = signature.find("ds:SignedInfo/ds:SignatureMethod", _NS).get("Algorithm", "")
     methods = frozenset(_ALGORITHMS.values()) | (_LEGACY if legacy_sha1 else frozenset())
@@ -152,8 +152,9 @@ def verify(
     )
     # Say plainly when the certificate is out of its validity period (the chain builder would
     # only say "no valid chain").
+    certs = _x509_chain(signature)  # parsed once: validity here, revocation and binding below
     when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    for cert in _x509_chain(signature):
+    for cert in certs:
         if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
             raise CertificateRejected(
                 f"certificate {cert.subject.rfc4514_string()} is not valid at {when:%Y-%m-%d %H:%M} UTC "
@@ -188,7 +189,6 @@ def verify(
     if built.package is None:
         raise SignatureProfileError("the signed content is not a readable edXML package")
     package = built.package
-    certs = _x509_chain(result.signature_xml)
     cert = certs[0]
     _check_crls(certs, crls or [])
     agency = str(package.sender.organ_id)
@@ -210,7 +210,7 @@ def verify(
     )
 
 
-def _check_profile(root: etree._Element) -> None:
+def _check_profile(root: etree._Element, *, legacy_sha1: bool) -> None:
     signatures = root.findall(".//ds:Signature", _NS)
     if not signatures:
         raise SignatureProfileError("the package is not signed (no ds:Signature in the XML-DSig namespace)")
@@ -225,6 +225,10 @@ def _check_profile(root: etree._Element) -> None:
     header = root.find("e:edXMLEnvelope/e:edXMLHeader", _NS)
     if signature.getparent() is not header or header[-1] is not signature:
         raise SignatureProfileError("ds:Signature must be the last child of edXMLHeader")
+    method = signature.find("ds:SignedInfo/ds:SignatureMethod", _NS)
+    algorithm = "" if method is None else method.get("Algorithm", "")
+    if "sha1" in algorithm.lower() and not legacy_sha1:
+        raise SignatureProfileError(f"{algorithm} uses SHA-1; it verifies only with legacy_sha1=True")
     references = signature.findall("ds:SignedInfo/ds:Reference", _NS)
     if len(references) != 1 or references[0].get("URI") != "":
         raise SignatureProfileError('exactly one Reference with URI="" is allowed (no ID-based references)')
