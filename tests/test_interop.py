@@ -39,8 +39,9 @@ def test_signature_outside_xmldsig_namespace_sha1_and_truncated_certificate() ->
     assert by_code["EDX901"].path == "/edXML/edXMLEnvelope/edXMLHeader/Signature"
     assert "SHA-1" in by_code["EDX904"].message
     assert "MIIFqTCCBJG" in by_code["EDX905"].message and "truncated" in by_code["EDX905"].message
+    assert by_code["EDX906"].path.endswith("Transforms/Transform[2]") and "2001/10/xml-exc-c14n#" in by_code["EDX906"].message
     strict = vbdt.validate(INTEROP / "new-document-small.edxml")
-    assert {f.code for f in strict.errors} >= {"EDX901", "EDX904", "EDX905"}
+    assert {f.code for f in strict.errors} >= {"EDX901", "EDX904", "EDX905", "EDX906"}
 
 
 def test_document_id_and_promulgation_date_disagree() -> None:

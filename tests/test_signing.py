@@ -213,23 +213,25 @@ def test_xmlsec1_verifies_what_vbdt_signs(pki, directive: vbdt.Document, tmp_pat
     assert result.returncode == 0 and "OK" in result.stdout + result.stderr
 
 
-def test_vbdt_verifies_what_xmlsec1_signs(pki, directive: vbdt.Document, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def _xmlsec1_sign(directive: vbdt.Document, folder: Path, tmp_path: Path, *, sha1: bool = False) -> bytes:
+    """Sign with the xmlsec1 command-line tool from a template in the edXML profile."""
     xmlsec1 = require_tool("xmlsec1")
-    _keys, folder = pki
     from vbdt.writer import serialize, to_tree
 
     root = to_tree(directive)
     header = root.find(f"{{{EDXML_NS}}}edXMLEnvelope/{{{EDXML_NS}}}edXMLHeader")
     ds = f"{{{DS_NS}}}"
+    method = "http://www.w3.org/2000/09/xmldsig#rsa-sha1" if sha1 else "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    digest = "http://www.w3.org/2000/09/xmldsig#sha1" if sha1 else "http://www.w3.org/2001/04/xmlenc#sha256"
     sig = etree.SubElement(header, ds + "Signature", nsmap={"ds": DS_NS})
     info = etree.SubElement(sig, ds + "SignedInfo")
     etree.SubElement(info, ds + "CanonicalizationMethod", Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#")
-    etree.SubElement(info, ds + "SignatureMethod", Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
+    etree.SubElement(info, ds + "SignatureMethod", Algorithm=method)
     ref = etree.SubElement(info, ds + "Reference", URI="")
     transforms = etree.SubElement(ref, ds + "Transforms")
     etree.SubElement(transforms, ds + "Transform", Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature")
     etree.SubElement(transforms, ds + "Transform", Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#")
-    etree.SubElement(ref, ds + "DigestMethod", Algorithm="http://www.w3.org/2001/04/xmlenc#sha256")
+    etree.SubElement(ref, ds + "DigestMethod", Algorithm=digest)
     etree.SubElement(ref, ds + "DigestValue")
     etree.SubElement(sig, ds + "SignatureValue")
     data = etree.SubElement(etree.SubElement(sig, ds + "KeyInfo"), ds + "X509Data")
@@ -242,5 +244,22 @@ def test_vbdt_verifies_what_xmlsec1_signs(pki, directive: vbdt.Document, tmp_pat
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr
-    verified = verify(out.read_bytes(), trust=folder / "ca.pem")
-    assert verified.package == directive and verified.agency == H14
+    return out.read_bytes()
+
+
+def test_vbdt_verifies_what_xmlsec1_signs(pki, directive: vbdt.Document, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _keys, folder = pki
+    verified = verify(_xmlsec1_sign(directive, folder, tmp_path), trust=folder / "ca.pem")
+    assert verified.package == directive and verified.agency == H14 and not verified.weak
+    assert verified.signing_time == directive.trace[-1].timestamp
+
+
+def test_legacy_sha1_verifies_only_on_request_and_says_it_is_weak(pki, directive: vbdt.Document, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _keys, folder = pki
+    signed = _xmlsec1_sign(directive, folder, tmp_path, sha1=True)
+    with pytest.raises(SignatureProfileError, match="SHA-1"):
+        verify(signed, trust=folder / "ca.pem")
+    result = verify(signed, trust=folder / "ca.pem", legacy_sha1=True)
+    assert result.package == directive and result.weak
+    assert result.signature_algorithm.endswith("rsa-sha1")
+    assert any("SHA-1" in w for w in result.warnings)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -21,6 +21,9 @@ from vbdt.directory import Directory
 from vbdt.errors import UsageError, VbdtError, XmlError
 from vbdt.model import Document, Package, StatusMessage
 from vbdt.validation import ValidationReport, validate
+
+if TYPE_CHECKING:
+    from vbdt.keys import SigningKey
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -209,6 +212,158 @@ def demo_command(out_dir: str) -> None:
     from vbdt.demo import run_demo
 
     run_demo(Path(out_dir), echo=click.echo)
+
+
+@main.group("pki")
+def pki_group() -> None:
+    """A TEST-ONLY PKI for demos and tests."""
+
+
+@pki_group.command("init")
+@click.argument("out_dir", metavar="DIR")
+@click.option("--directory", "directory_path", metavar="FILE", help="Agency directory (default: the example one).")
+@click.option("--select", "selectors", multiple=True, metavar="SELECTOR", help="Only these agencies (default: all).")
+@click.option("--ec", is_flag=True, help="ECDSA P-256 keys instead of RSA 2048.")
+@_guarded
+def pki_init(out_dir: str, directory_path: str | None, selectors: Sequence[str], ec: bool) -> None:
+    """Write DIR/ca.pem and DIR/<OrganId>.key.pem / .cert.pem for each agency (TEST ONLY)."""
+    from vbdt.pki import TestPki
+    from vbdt.resources import example_directory_path
+
+    directory = Directory.load(directory_path or example_directory_path())
+    agencies = directory.select(*selectors) if selectors else list(directory)
+    pki = TestPki.create([(str(a.organ_id), a.name) for a in agencies], kind="ec" if ec else "rsa")
+    pki.write(Path(out_dir))
+    click.echo(f"wrote a TEST PKI for {len(agencies)} agencies and one signing person to {out_dir} "
+               "(ca.pem is the trust anchor; never use these keys for real documents)")
+
+
+def _key(key: str, cert: str, chain: str | None, passphrase: str | None) -> SigningKey:
+    from vbdt.keys import SigningKey
+
+    secret = passphrase.encode() if passphrase else None
+    if key.lower().endswith((".p12", ".pfx")):
+        return SigningKey.from_pkcs12(key, secret)
+    return SigningKey.from_pem(key, cert, chain, secret)
+
+
+@main.command("sign")
+@click.argument("file")
+@click.option("-o", "--output", required=True, metavar="OUT")
+@click.option("--key", required=True, metavar="KEY", help="PEM private key, or a .p12/.pfx file.")
+@click.option("--cert", default=None, metavar="CERT", help="PEM certificate (and chain); not needed with .p12.")
+@click.option("--chain", default=None, metavar="FILE", help="PEM intermediate certificates.")
+@click.option("--passphrase", envvar="VBDT_KEY_PASSPHRASE", default=None, help="Key passphrase (or VBDT_KEY_PASSPHRASE).")
+@_guarded
+def sign_command(file: str, output: str, key: str, cert: str | None, chain: str | None, passphrase: str | None) -> None:
+    """Sign an edXML FILE (XML-DSig, the edXML profile) and write OUT."""
+    from vbdt.signing import sign
+    from vbdt.validation import read
+
+    if cert is None and not key.lower().endswith((".p12", ".pfx")):
+        raise UsageError("--cert is required with a PEM key")
+    signing_key = _key(key, cert or "", chain, passphrase)
+    read(Path(file))  # strict: never sign what does not validate
+    Path(output).write_bytes(sign(_read_bytes(file), signing_key))
+    click.echo(f"signed {file} -> {output} as {signing_key.certificate.subject.rfc4514_string()}")
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+
+
+@main.command("verify")
+@click.argument("file")
+@click.option("--trust", required=True, metavar="CA.pem", help="Trust anchors (PEM).")
+@click.option("--directory", "directory_path", metavar="FILE", help="Agency directory (pinned fingerprints).")
+@click.option("--legacy-sha1", is_flag=True, help="Accept SHA-1 signatures (reported as weak).")
+@click.option("--pdf", "pdf_policy", type=click.Choice(["require", "report", "ignore"]), default="report",
+              show_default=True, help="What to do with PDF attachments that are not original-valid.")
+@click.option("--json", "as_json", is_flag=True)
+@_guarded
+def verify_command(file: str, trust: str, directory_path: str | None, legacy_sha1: bool, pdf_policy: str,
+                   as_json: bool) -> None:
+    """Verify a signed edXML FILE: exit 0 valid, 1 invalid with the reason."""
+    from vbdt.packaging import unpack
+
+    opened = unpack(_read_bytes(file), trust=trust, directory=_load_directory(directory_path),
+                    legacy_sha1=legacy_sha1, pdf_policy=pdf_policy)  # type: ignore[arg-type]
+    v = opened.verified
+    summary = {
+        "valid": True, "agency": v.agency, "signer": v.signer, "binding": v.binding, "chain": v.chain,
+        "signature_algorithm": v.signature_algorithm, "digest_algorithm": v.digest_algorithm,
+        "signing_time": v.signing_time.isoformat() if v.signing_time else None, "weak": v.weak,
+        "warnings": v.warnings, "pdfs": {name: r.to_dict() for name, r in opened.pdfs.items()},
+    }
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{file}: valid signature of {v.agency} ({v.signer}), bound by {v.binding}, {v.signature_algorithm}")
+    for warning in v.warnings:
+        click.echo(f"  warning: {warning}")
+    for name, result in opened.pdfs.items():
+        click.echo(f"  {name}: {'original-valid' if result.original_valid else 'NOT original-valid: ' + '; '.join(result.reasons)}")
+
+
+@main.group("pdf")
+def pdf_group() -> None:
+    """PAdES signatures of PDFs (the person's, then the agency's seal)."""
+
+
+@pdf_group.command("sign")
+@click.argument("file", metavar="IN.pdf")
+@click.option("-o", "--output", required=True, metavar="OUT.pdf")
+@click.option("--signer-key", metavar="KEY")
+@click.option("--signer-cert", metavar="CERT")
+@click.option("--seal-key", metavar="KEY")
+@click.option("--seal-cert", metavar="CERT")
+@click.option("--tsa", metavar="URL", help="RFC 3161 time-stamp server: PAdES B-T instead of B-B.")
+@click.option("--visible", is_flag=True, help="Draw the signature and the seal on the last page.")
+@click.option("--passphrase", envvar="VBDT_KEY_PASSPHRASE", default=None)
+@_guarded
+def pdf_sign(file: str, output: str, signer_key: str | None, signer_cert: str | None, seal_key: str | None,
+             seal_cert: str | None, tsa: str | None, visible: bool, passphrase: str | None) -> None:
+    """Sign IN.pdf: the competent person first, then the agency seal."""
+    from vbdt.pades import sign_pdf
+
+    def load(key: str | None, cert: str | None, what: str) -> SigningKey | None:
+        if key is None:
+            return None
+        if cert is None and not key.lower().endswith((".p12", ".pfx")):
+            raise UsageError(f"--{what}-cert is required with --{what}-key")
+        return _key(key, cert or "", None, passphrase)
+
+    person, seal = load(signer_key, signer_cert, "signer"), load(seal_key, seal_cert, "seal")
+    if person is None and seal is None:
+        raise UsageError("give --signer-key/--signer-cert, --seal-key/--seal-cert, or both")
+    Path(output).write_bytes(sign_pdf(_read_bytes(file), person=person, seal=seal, timestamper=tsa, visible=visible))
+    click.echo(f"signed {file} -> {output}")
+
+
+@pdf_group.command("verify")
+@click.argument("file", metavar="IN.pdf")
+@click.option("--trust", required=True, metavar="CA.pem")
+@click.option("--json", "as_json", is_flag=True)
+@_guarded
+def pdf_verify(file: str, trust: str, as_json: bool) -> None:
+    """Verify every signature of IN.pdf: exit 0 original-valid, 1 otherwise."""
+    from vbdt.pades import verify_pdf
+
+    result = verify_pdf(_read_bytes(file), trust=trust)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        for sig in result.signatures:
+            state = "valid" if sig.valid else "INVALID: " + ", ".join(sig.problems)
+            when = f"{sig.signing_time:%Y-%m-%d %H:%M:%S %Z}" if sig.signing_time else "?"
+            click.echo(f"{sig.field_name}: {sig.role} {sig.signer}, signed {when}: {state}")
+        verdict = "original-valid" if result.original_valid else "NOT original-valid: " + "; ".join(result.reasons)
+        click.echo(f"{file}: {verdict}")
+    if not result.original_valid:
+        sys.exit(EXIT_INVALID)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,12 +16,23 @@ escapes a public entry point on bad input. The tree::
     ├── ValidationError             the document was read but breaks the schema or business rules;
     │                               ``.findings`` lists every problem with code, line, path and reason
     ├── AttachmentError             an attachment cannot be decoded or read
-    └── DirectoryError              the agency directory
-        ├── UnknownAgency           an OrganId that the directory does not know
-        └── InvalidSelector         a recipient selector that cannot be parsed
-
-The trust and exchange layers add their own branches under :class:`VbdtError` in this module, so
-that the whole tree stays drawn in one place.
+    ├── DirectoryError              the agency directory
+    │   ├── UnknownAgency           an OrganId that the directory does not know
+    │   └── InvalidSelector         a recipient selector that cannot be parsed
+    ├── KeyFileError                a key or certificate cannot be loaded (file, format, passphrase)
+    ├── TrustError                  a signature or certificate cannot be trusted
+    │   ├── SignatureProfileError   not the edXML signature profile (wrapping attempts land here),
+    │   │                           or signed with SHA-1 without legacy verification
+    │   ├── SignatureInvalid        value or digest mismatch: changed after signing
+    │   ├── CertificateRejected     no chain to a trust anchor, expired, revoked, may not sign
+    │   ├── SignerMismatch          a valid signature by a certificate not bound to the sender
+    │   └── PdfSignatureError       a PDF that cannot be signed or read, or is not original-valid
+    └── ExchangeError               moving packages between agencies
+        ├── TransportError          the broker is unreachable, refused or lost a publish
+        ├── Unroutable              a recipient has no inbox: returned by the broker, never lost
+        ├── MessageRejected         a received message refused by the pipeline (``.code`` and reason)
+        ├── InvalidTransition       a receipt that the state machine does not allow
+        └── LedgerError             the sender's ledger cannot be read or written
 """
 
 from __future__ import annotations
@@ -34,15 +45,28 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = [
     "AttachmentError",
+    "CertificateRejected",
     "DirectoryError",
     "DocumentTooDeep",
     "DocumentTooLarge",
+    "ExchangeError",
     "InvalidModel",
     "InvalidOrganId",
     "InvalidSelector",
+    "InvalidTransition",
+    "KeyFileError",
+    "LedgerError",
     "MalformedXml",
+    "MessageRejected",
     "NotEdxml",
+    "PdfSignatureError",
+    "SignatureInvalid",
+    "SignatureProfileError",
+    "SignerMismatch",
+    "TransportError",
+    "TrustError",
     "UnknownAgency",
+    "Unroutable",
     "UnsafeXml",
     "UsageError",
     "ValidationError",
@@ -149,3 +173,64 @@ class UnknownAgency(DirectoryError, KeyError):
 
 class InvalidSelector(DirectoryError, ValueError):
     """A recipient selector cannot be parsed or names a level that does not exist."""
+
+
+class KeyFileError(VbdtError):
+    """A key or certificate cannot be loaded (missing file, wrong format, wrong passphrase)."""
+
+
+class TrustError(VbdtError):
+    """A signature or certificate cannot be trusted; subclasses say why."""
+
+
+class SignatureProfileError(TrustError):
+    """The signature is not where or what the edXML profile says (wrapping attempts land here)."""
+
+
+class SignatureInvalid(TrustError):
+    """The signature value or a digest does not match: the content changed after signing."""
+
+
+class CertificateRejected(TrustError):
+    """The certificate does not chain to a trust anchor, is expired, revoked or may not sign."""
+
+
+class SignerMismatch(TrustError):
+    """A valid signature, but by a certificate that does not belong to the ``From`` agency."""
+
+
+class PdfSignatureError(TrustError):
+    """A PDF cannot be signed or read, or lacks the person and agency signatures it needs."""
+
+
+class ExchangeError(VbdtError):
+    """Moving packages between agencies failed."""
+
+
+class TransportError(ExchangeError):
+    """The broker is unreachable, refused an operation, or did not confirm a publish."""
+
+
+class Unroutable(ExchangeError):
+    """The broker returned a message: no inbox is bound for these recipients."""
+
+    def __init__(self, message: str, *, recipients: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.recipients = list(recipients)
+
+
+class MessageRejected(ExchangeError):
+    """A received message was refused; ``reason`` says why (it goes back in a status 02)."""
+
+    def __init__(self, reason: str, *, stage: str) -> None:
+        super().__init__(f"{stage}: {reason}")
+        self.reason = reason
+        self.stage = stage
+
+
+class InvalidTransition(ExchangeError):
+    """A receipt that the receipt state machine does not allow from the current state."""
+
+
+class LedgerError(ExchangeError):
+    """The sender's ledger cannot be opened, read or written."""

@@ -60,6 +60,7 @@ CODES: dict[str, str] = {
     "EDX903": "ResponseFor/Code is one text instead of CodeNumber and CodeNotation",
     "EDX904": "a signature uses SHA-1",
     "EDX905": "a signature's X509Certificate is truncated or not a certificate",
+    "EDX906": "a signature names exclusive C14N by a wrong URI",
 }
 """Every finding code vbdt emits, with its short meaning (docs/findings.md lists them too)."""
 

@@ -21,13 +21,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from vbdt.errors import VbdtError
+from vbdt.errors import KeyFileError
 
-__all__ = ["KeyError_", "SigningKey", "certificate_organ_id", "fingerprint", "load_certificates"]
-
-
-class KeyError_(VbdtError):
-    """A key or certificate file cannot be loaded (wrong passphrase, wrong format, missing file)."""
+__all__ = [
+    "SigningKey",
+    "certificate_organ_id",
+    "fingerprint",
+    "load_certificates",
+    "revocation",
+]
 
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -58,11 +60,11 @@ class SigningKey:
         try:
             key, cert, extra = pkcs12.load_key_and_certificates(Path(path).read_bytes(), passphrase)
         except FileNotFoundError:
-            raise KeyError_(f"{path}: no such file") from None
+            raise KeyFileError(f"{path}: no such file") from None
         except ValueError as exc:
-            raise KeyError_(f"{path}: cannot open PKCS#12 ({exc}); is the passphrase right?") from None
+            raise KeyFileError(f"{path}: cannot open PKCS#12 ({exc}); is the passphrase right?") from None
         if key is None or cert is None or not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-            raise KeyError_(f"{path}: no RSA or EC private key with a certificate inside")
+            raise KeyFileError(f"{path}: no RSA or EC private key with a certificate inside")
         return cls(key, cert, list(extra))
 
     @property
@@ -75,11 +77,11 @@ def _load_key(path: Path, passphrase: bytes | None) -> PrivateKey:
     try:
         key = serialization.load_pem_private_key(path.read_bytes(), passphrase)
     except FileNotFoundError:
-        raise KeyError_(f"{path}: no such key file") from None
+        raise KeyFileError(f"{path}: no such key file") from None
     except (ValueError, TypeError) as exc:
-        raise KeyError_(f"{path}: not a usable PEM private key ({exc})") from None
+        raise KeyFileError(f"{path}: not a usable PEM private key ({exc})") from None
     if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise KeyError_(f"{path}: only RSA and EC keys are supported")
+        raise KeyFileError(f"{path}: only RSA and EC keys are supported")
     return key
 
 
@@ -88,9 +90,9 @@ def load_certificates(path: str | Path) -> list[x509.Certificate]:
     try:
         certs = x509.load_pem_x509_certificates(Path(path).read_bytes())
     except FileNotFoundError:
-        raise KeyError_(f"{path}: no such certificate file") from None
+        raise KeyFileError(f"{path}: no such certificate file") from None
     except ValueError as exc:
-        raise KeyError_(f"{path}: not a PEM certificate file ({exc})") from None
+        raise KeyFileError(f"{path}: not a PEM certificate file ({exc})") from None
     return certs
 
 
@@ -103,3 +105,11 @@ def certificate_organ_id(cert: x509.Certificate) -> str | None:
 def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 fingerprint, lowercase hex without separators (the form the directory pins)."""
     return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def revocation(cert: x509.Certificate, crls: list[x509.CertificateRevocationList]) -> str | None:
+    """Why ``cert`` is revoked according to ``crls`` (from its issuer), or ``None``."""
+    for crl in crls:
+        if crl.issuer == cert.issuer and crl.get_revoked_certificate_by_serial_number(cert.serial_number):
+            return f"certificate {cert.subject.rfc4514_string()} is revoked (CRL of {crl.issuer.rfc4514_string()})"
+    return None

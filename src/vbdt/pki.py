@@ -116,27 +116,28 @@ class TestPki:
     root: SigningKey
     intermediate: SigningKey
     agencies: dict[str, SigningKey]
+    signer: SigningKey
+    """A person's certificate (no OrganId: a person, not an agency) for the demo signer."""
 
     @classmethod
-    def create(cls, organ_ids: Iterable[tuple[str, str]], *, kind: str = "rsa") -> TestPki:
-        """A PKI with a certificate for each (OrganId, name)."""
+    def create(cls, organ_ids: Iterable[tuple[str, str]], *, kind: str = "rsa",
+               signer_name: str = "Nguyen Van A") -> TestPki:
+        """A PKI with a certificate for each (OrganId, name) and one for a signing person."""
         root = make_ca("vbdt TEST Root CA")
         intermediate = make_ca("vbdt TEST Issuing CA", issuer=root)
         agencies = {oid: issue_certificate(intermediate, name, organ_id=oid, kind=kind) for oid, name in organ_ids}
-        return cls(root, intermediate, agencies)
+        signer = issue_certificate(intermediate, signer_name, kind=kind)
+        return cls(root, intermediate, agencies, signer)
 
     def write(self, directory: Path) -> None:
-        """``ca.pem``, ``intermediate.pem``, and ``<OrganId>.key.pem`` / ``.cert.pem`` per agency."""
+        """``ca.pem``, ``intermediate.pem``, ``<OrganId>.key.pem`` / ``.cert.pem`` per agency, and
+        ``signer.key.pem`` / ``signer.cert.pem`` for the person."""
         directory.mkdir(parents=True, exist_ok=True)
         pem = serialization.Encoding.PEM
         (directory / "ca.pem").write_bytes(self.root.certificate.public_bytes(pem))
         (directory / "intermediate.pem").write_bytes(self.intermediate.certificate.public_bytes(pem))
-        for organ_id, key in self.agencies.items():
-            (directory / f"{organ_id}.key.pem").write_bytes(
-                key.private_key.private_bytes(
-                    pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-                )
+        for stem, key in [*self.agencies.items(), ("signer", self.signer)]:
+            (directory / f"{stem}.key.pem").write_bytes(
+                key.private_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
             )
-            (directory / f"{organ_id}.cert.pem").write_bytes(
-                b"".join(c.public_bytes(pem) for c in (key.certificate, *key.chain))
-            )
+            (directory / f"{stem}.cert.pem").write_bytes(b"".join(c.public_bytes(pem) for c in (key.certificate, *key.chain)))

@@ -164,6 +164,10 @@ def repair_quirks(tree: etree._ElementTree, *, lenient: bool) -> list[Finding]:
     return findings
 
 
+# Seen in real packages: the W3C recommendation's page address used in place of the algorithm URI.
+_MISNAMED_C14N = frozenset({"http://www.w3.org/TR/xml-exc-c14n#", "http://www.w3.org/TR/xml-exc-c14n/"})
+
+
 def _legacy_signature_details(signature: etree._Element, severity: Severity) -> list[Finding]:
     """What else is wrong with a misplaced signature: weak algorithms, a broken certificate."""
     out = []
@@ -178,6 +182,17 @@ def _legacy_signature_details(signature: etree._Element, severity: Severity) -> 
                     "EDX904",
                     severity,
                     f"{name} {algorithm} uses SHA-1, which vbdt verifies only on an explicit legacy opt-in",
+                    paths.element_path(element),
+                    element.sourceline,
+                )
+            )
+        elif name in ("CanonicalizationMethod", "Transform") and algorithm in _MISNAMED_C14N:
+            out.append(
+                Finding(
+                    "EDX906",
+                    severity,
+                    f"{name} {algorithm} is not an algorithm identifier; exclusive C14N is "
+                    "http://www.w3.org/2001/10/xml-exc-c14n#",
                     paths.element_path(element),
                     element.sourceline,
                 )

@@ -32,8 +32,14 @@ from signxml import (  # type: ignore[attr-defined]
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
 from signxml.verifier import SignatureConfiguration
 
-from vbdt.errors import VbdtError
-from vbdt.keys import SigningKey, certificate_organ_id, fingerprint
+from vbdt.errors import (
+    CertificateRejected,
+    SignatureInvalid,
+    SignatureProfileError,
+    SignerMismatch,
+    TrustError,
+)
+from vbdt.keys import SigningKey, certificate_organ_id, fingerprint, revocation
 from vbdt.model import Package
 from vbdt.reader import build_package
 from vbdt.writer import serialize, to_tree
@@ -49,26 +55,6 @@ __all__ = [
     "sign",
     "verify",
 ]
-
-
-class TrustError(VbdtError):
-    """A signature or certificate cannot be trusted; subclasses say why."""
-
-
-class SignatureProfileError(TrustError):
-    """The signature is not where or what the edXML profile says (wrapping attempts land here)."""
-
-
-class SignatureInvalid(TrustError):
-    """The signature value or a digest does not match: the package changed after signing."""
-
-
-class CertificateRejected(TrustError):
-    """The certificate does not chain to a trust anchor, is expired, revoked or may not sign."""
-
-
-class SignerMismatch(TrustError):
-    """A valid signature, but by a certificate that does not belong to the ``From`` agency."""
 
 
 _ALGORITHMS = {
@@ -127,7 +113,15 @@ class Verified:
     digest_algorithm: str
     binding: str
     """How the certificate was bound to the agency: ``uid`` or ``pinned``."""
+    signing_time: dt.datetime | None = None
+    """When the sender says it signed: its own TraceHeader (documents) or Timestamp (status
+    messages), both inside the signed content; the edXML profile has no signed-time property."""
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def weak(self) -> bool:
+        """Signed with SHA-1 (accepted only under legacy verification)."""
+        return "sha1" in self.signature_algorithm.lower() or "sha1" in self.digest_algorithm.lower()
 
 
 def verify(
@@ -206,13 +200,28 @@ def verify(
         signature_algorithm=method,
         digest_algorithm=digest,
         binding=binding,
+        signing_time=_stated_time(package),
         warnings=warnings,
     )
+
+
+def _stated_time(package: Package) -> dt.datetime | None:
+    from vbdt.model import Document
+
+    if isinstance(package, Document):
+        own = [t.timestamp for t in package.trace if str(t.organ_id) == str(package.sender.organ_id)]
+        return own[-1] if own else None
+    return package.timestamp
 
 
 def _check_profile(root: etree._Element, *, legacy_sha1: bool) -> None:
     signatures = root.findall(".//ds:Signature", _NS)
     if not signatures:
+        if root.xpath("//*[local-name()='Signature']"):
+            raise SignatureProfileError(
+                "the package is not signed: its Signature element is outside the XML-DSig namespace "
+                "(defect EDX901 of some senders), so no verifier can check it"
+            )
         raise SignatureProfileError("the package is not signed (no ds:Signature in the XML-DSig namespace)")
     if len(signatures) > 1:
         raise SignatureProfileError(f"{len(signatures)} signatures; the edXML profile has exactly one")
@@ -252,9 +261,9 @@ def _x509_chain(signature: etree._Element) -> list[x509.Certificate]:
 
 def _check_crls(certs: list[x509.Certificate], crls: list[x509.CertificateRevocationList]) -> None:
     for cert in certs:
-        for crl in crls:
-            if crl.issuer == cert.issuer and crl.get_revoked_certificate_by_serial_number(cert.serial_number):
-                raise CertificateRejected(f"certificate {cert.subject.rfc4514_string()} is revoked (CRL of {crl.issuer.rfc4514_string()})")
+        reason = revocation(cert, crls)
+        if reason:
+            raise CertificateRejected(reason)
 
 
 def _bind(cert: x509.Certificate, agency: str, directory: object | None) -> str:
