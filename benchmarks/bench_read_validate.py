@@ -19,37 +19,13 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
-from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from _inputs import HWM_FUNCTION, ROOT, big_package, interleaved_best
+from lxml import etree
 
-from lxml import etree  # noqa: E402
-
-import vbdt  # noqa: E402
-from vbdt.schemas import SchemaKind, schema  # noqa: E402
-
-
-def big_package(size: int) -> bytes:
-    from vbdt.demo import build_directive
-
-    directory = vbdt.Directory.load(ROOT / "examples" / "directory.json")
-    doc = build_directive(directory, issued=date(2026, 11, 23))
-    pdf = doc.attachments[0].read()
-    payload = pdf + os.urandom(size - len(pdf))  # incompressible, like a scanned PDF
-    doc.attachments = [vbdt.Attachment.from_bytes("05-CT-UBND.pdf", payload, content_id="cid:1")]
-    return vbdt.write(doc)
-
-
-def best_of(func, repeat: int) -> float:  # type: ignore[no-untyped-def]
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        best = min(best, time.perf_counter() - start)
-    return best
+import vbdt
+from vbdt.schemas import SchemaKind, schema
 
 
 def time_pair(data: bytes, kind: SchemaKind, lenient: bool, repeat: int) -> tuple[float, float]:
@@ -62,23 +38,14 @@ def time_pair(data: bytes, kind: SchemaKind, lenient: bool, repeat: int) -> tupl
     def ours() -> None:
         vbdt.validate(data, lenient=lenient)
 
-    baseline(), ours()  # warm up (schema compiled, caches filled)
-    raw, mine = float("inf"), float("inf")
-    for _ in range(repeat):  # interleaved, so noise hits both
-        raw = min(raw, best_of(baseline, 1))
-        mine = min(mine, best_of(ours, 1))
-    return raw, mine
+    best = interleaved_best({"raw": baseline, "vbdt": ours}, repeat)
+    return best["raw"], best["vbdt"]
 
 
 MEMORY_PROBE = """
 import sys
 sys.path.insert(0, {src!r})
-def hwm():  # peak resident set size so far (Linux), in bytes
-    for line in open('/proc/self/status'):
-        if line.startswith('VmHWM'):
-            return int(line.split()[1]) * 1024
-    raise SystemExit('no /proc/self/status')
-import vbdt
+{hwm}import vbdt
 from vbdt.schemas import SchemaKind, schema
 schema(SchemaKind.DOCUMENT); schema(SchemaKind.STATUS)
 data = open({path!r}, 'rb').read()
@@ -93,7 +60,7 @@ print(hwm() - before)
 
 
 def peak_growth(path: Path, lenient: bool) -> int:
-    code = MEMORY_PROBE.format(src=str(ROOT / "src"), path=str(path), lenient=lenient)
+    code = MEMORY_PROBE.format(src=str(ROOT / "src"), path=str(path), lenient=lenient, hwm=HWM_FUNCTION)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip())
 

@@ -263,3 +263,12 @@ def test_legacy_sha1_verifies_only_on_request_and_says_it_is_weak(pki, directive
     assert result.package == directive and result.weak
     assert result.signature_algorithm.endswith("rsa-sha1")
     assert any("SHA-1" in w for w in result.warnings)
+
+
+def test_large_attachment_signs_and_verifies(pki, directive: vbdt.Document) -> None:  # type: ignore[no-untyped-def]
+    # 8 MB is 10.7 MB of base64: over libxml2's default 10 MB text-node cap, which signxml's own
+    # parser would hit when it re-parses the document
+    keys, folder = pki
+    big = directive.model_copy(update={"attachments": [vbdt.Attachment.from_bytes("scan.pdf", b"%PDF" + b"\x07" * 8_000_000, content_id="cid:1")]})
+    result = verify(sign(big, keys.agencies[H14]), trust=folder / "ca.pem")
+    assert result.package.attachments[0].size == 8_000_004

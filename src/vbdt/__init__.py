@@ -11,6 +11,10 @@ The public API::
     report = vbdt.validate(path, directory=d)    # every finding with code, line, path, reason
     d = vbdt.Directory.load("directory.json")    # agencies of the four levels
     d.select("000.00.00.H54/**:commune")         # recipient groups
+
+    key = vbdt.SigningKey.from_pem("agency.key.pem", "agency.cert.pem")   # load once, reuse
+    signed = vbdt.pack(doc, key, person=person_key, seal=key)  # PDFs (PAdES), then the envelope
+    opened = vbdt.unpack(signed, trust="ca.pem", directory=d)  # both layers, sender binding
 """
 
 from vbdt.attachment import Base64Content, BytesContent, ContentSource, FileContent
@@ -18,15 +22,28 @@ from vbdt.codes import AdminLevel, BusinessDocType, Priority, StatusCode, Steeri
 from vbdt.directory import Agency, Directory, national_directory
 from vbdt.errors import (
     AttachmentError,
+    CertificateRejected,
     DirectoryError,
     DocumentTooDeep,
     DocumentTooLarge,
+    ExchangeError,
     InvalidModel,
     InvalidOrganId,
     InvalidSelector,
+    InvalidTransition,
+    KeyFileError,
+    LedgerError,
     MalformedXml,
+    MessageRejected,
     NotEdxml,
+    PdfSignatureError,
+    SignatureInvalid,
+    SignatureProfileError,
+    SignerMismatch,
+    TransportError,
+    TrustError,
     UnknownAgency,
+    Unroutable,
     UnsafeXml,
     UsageError,
     ValidationError,
@@ -34,6 +51,7 @@ from vbdt.errors import (
     XmlError,
 )
 from vbdt.findings import CODES, Finding, Severity
+from vbdt.keys import SigningKey
 from vbdt.model import (
     VIETNAM_TZ,
     Attachment,
@@ -57,7 +75,10 @@ from vbdt.model import (
     document_id_for,
 )
 from vbdt.organid import OrganId
+from vbdt.packaging import Unpacked, pack, unpack
+from vbdt.pades import PdfSignatureInfo, PdfVerification, sign_pdf, verify_pdf
 from vbdt.selectors import parse_selector
+from vbdt.signing import Verified, sign, verify
 from vbdt.validation import ValidationReport, check, read, read_lenient, validate
 from vbdt.writer import write
 from vbdt.xmlparse import DEFAULT_LIMITS, Limits
@@ -77,6 +98,7 @@ __all__ = [
     "BusinessDocType",
     "BusinessDocumentInfo",
     "BytesContent",
+    "CertificateRejected",
     "Code",
     "ContentSource",
     "Directory",
@@ -85,45 +107,68 @@ __all__ = [
     "DocumentTooDeep",
     "DocumentTooLarge",
     "DocumentType",
+    "ExchangeError",
     "FileContent",
     "Finding",
     "InvalidModel",
     "InvalidOrganId",
     "InvalidSelector",
+    "InvalidTransition",
+    "KeyFileError",
+    "LedgerError",
     "Limits",
     "MalformedXml",
     "ManifestReference",
+    "MessageRejected",
     "NotEdxml",
     "OrganId",
     "Organization",
     "OtherInfo",
     "Package",
+    "PdfSignatureError",
+    "PdfSignatureInfo",
+    "PdfVerification",
     "Priority",
     "PromulgationInfo",
     "Receiver",
     "ReplacementInfo",
     "ResponseFor",
     "Severity",
+    "SignatureInvalid",
+    "SignatureProfileError",
     "SignerInfo",
+    "SignerMismatch",
+    "SigningKey",
     "StaffInfo",
     "StatusCode",
     "StatusMessage",
     "SteeringType",
     "TraceHeader",
+    "TransportError",
+    "TrustError",
     "UnknownAgency",
+    "Unpacked",
+    "Unroutable",
     "UnsafeXml",
     "UsageError",
     "ValidationError",
     "ValidationReport",
     "VbdtError",
+    "Verified",
     "XmlError",
     "__version__",
     "check",
     "document_id_for",
     "national_directory",
+    "pack",
     "parse_selector",
     "read",
     "read_lenient",
+    "sign",
+    "sign_pdf",
+    "unpack",
     "validate",
+    "verify",
+    "verify_pdf",
     "write",
 ]

@@ -68,6 +68,16 @@ _C14N_ALLOWED = {
     "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
 }
 _NS = {"ds": DS_NS, "e": EDXML_NS}
+# signxml re-parses what it signs or verifies with its own parser, whose libxml2 defaults cap a
+# text node at 10 MB: a 7.5 MB PDF in base64 is over that. The verifier takes a parser argument;
+# the signer only has the attribute behind it. Ours keeps entities and the network off (signxml
+# also refuses DTDs and entities itself).
+# A new one per call: an lxml parser must not be shared between threads.
+
+
+def _signxml_parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+
 
 
 def sign(package: Package | bytes, key: SigningKey, *, limits: Limits = DEFAULT_LIMITS) -> bytes:
@@ -90,6 +100,7 @@ def sign(package: Package | bytes, key: SigningKey, *, limits: Limits = DEFAULT_
         c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
     )
     certs = [c.public_bytes(serialization.Encoding.PEM).decode() for c in (key.certificate, *key.chain)]
+    signer._parser = _signxml_parser()
     signed = signer.sign(root, key=key.private_key, cert=certs, always_add_key_value=False)
     signature = signed.find("e:edXMLEnvelope/e:edXMLHeader/ds:Signature", _NS)
     signature.attrib.pop("Id", None)  # KeyInfo and this attribute are outside SignedInfo
@@ -147,6 +158,10 @@ def verify(
     # Say plainly when the certificate is out of its validity period (the chain builder would
     # only say "no valid chain").
     certs = _x509_chain(signature)  # parsed once: validity here, revocation and binding below
+    digest = signature.find("ds:SignedInfo/ds:Reference/ds:DigestMethod", _NS).get("Algorithm", "")
+    # signxml parses the same bytes again (it copies any tree it is given through a serialization);
+    # dropping our tree first keeps one copy of a large package less in memory.
+    del tree, root, signature
     when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     for cert in certs:
         if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
@@ -162,7 +177,7 @@ def verify(
         verification_time=at,
     )
     try:
-        result = XMLVerifier().verify(root, ca_pem_file=str(trust), expect_config=config)
+        result = XMLVerifier().verify(data, ca_pem_file=str(trust), expect_config=config, parser=_signxml_parser())
     except InvalidDigest as exc:
         raise SignatureInvalid(f"the package changed after signing: {exc}") from None
     except InvalidCertificate as exc:
@@ -190,7 +205,6 @@ def verify(
     warnings = []
     if "sha1" in method.lower():
         warnings.append("weak: signed with SHA-1, accepted only because legacy verification was asked for")
-    digest = signature.find("ds:SignedInfo/ds:Reference/ds:DigestMethod", _NS).get("Algorithm", "")
     return Verified(
         package=package,
         agency=agency,

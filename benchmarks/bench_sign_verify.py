@@ -1,0 +1,157 @@
+"""Sign + verify speed and memory, as a ratio against python ``xmlsec`` (libxmlsec1) in the same run.
+
+    python benchmarks/bench_sign_verify.py [--repeat N] [--size-mb 10]
+
+Inputs: the demo directive (about 12 KB) and the same package with a 10 MB attachment. For each,
+``vbdt.sign`` + ``vbdt.verify`` of the written bytes (hardened parse, signxml, chain to the trust
+anchor, sender binding, the model built from what was signed) is timed against python ``xmlsec``
+signing the same bytes with the same profile (enveloped, exclusive C14N, RSA-SHA256, key loaded
+once) and verifying them against the same CA (keys manager built once). ``openssl speed rsa2048``
+gives the raw RSA sign and verify cost for scale. Memory: growth of peak RSS in a fresh process that
+signs and verifies the large package, divided by the package size.
+Targets (issue 3): time ratio <= 1.5 at both sizes, memory ratio <= 3.0. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import xmlsec
+from _inputs import HWM_FUNCTION, ROOT, big_package, directive, interleaved_best
+from lxml import etree
+
+import vbdt
+from vbdt.pki import TestPki
+from vbdt.signing import sign, verify
+from vbdt.xmlparse import EDXML_NS
+
+H14 = "000.00.00.H14"
+
+
+def xmlsec_pair(folder: Path) -> tuple:  # type: ignore[type-arg]
+    key = xmlsec.Key.from_file(str(folder / f"{H14}.key.pem"), xmlsec.constants.KeyDataFormatPem)
+    key.load_cert_from_file(str(folder / f"{H14}.cert.pem"), xmlsec.constants.KeyDataFormatPem)
+    key.load_cert_from_file(str(folder / "intermediate.pem"), xmlsec.constants.KeyDataFormatPem)  # chain in KeyInfo, as vbdt
+    manager = xmlsec.KeysManager()
+    manager.load_cert(str(folder / "ca.pem"), xmlsec.constants.KeyDataFormatPem, xmlsec.constants.KeyDataTypeTrusted)
+    manager.load_cert(str(folder / "intermediate.pem"), xmlsec.constants.KeyDataFormatPem, xmlsec.constants.KeyDataTypeTrusted)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+
+    def xs_sign(data: bytes) -> bytes:
+        root = etree.fromstring(data, parser)
+        header = root.find(f"{{{EDXML_NS}}}edXMLEnvelope/{{{EDXML_NS}}}edXMLHeader")
+        signature = xmlsec.template.create(root, xmlsec.constants.TransformExclC14N, xmlsec.constants.TransformRsaSha256)
+        header.append(signature)
+        ref = xmlsec.template.add_reference(signature, xmlsec.constants.TransformSha256, uri="")
+        xmlsec.template.add_transform(ref, xmlsec.constants.TransformEnveloped)
+        xmlsec.template.add_transform(ref, xmlsec.constants.TransformExclC14N)
+        xmlsec.template.add_x509_data(xmlsec.template.ensure_key_info(signature))
+        ctx = xmlsec.SignatureContext()
+        ctx.key = key
+        ctx.sign(signature)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    def xs_verify(data: bytes) -> None:
+        root = etree.fromstring(data, parser)
+        signature = xmlsec.tree.find_node(root, xmlsec.constants.NodeSignature)
+        xmlsec.SignatureContext(manager).verify(signature)
+
+    return xs_sign, xs_verify
+
+
+def openssl_speed() -> dict[str, float] | None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    out = subprocess.run([openssl, "speed", "-seconds", "1", "rsa2048"], capture_output=True, text=True).stdout
+    match = re.search(r"rsa 2048 bits\s+([\d.]+)s\s+([\d.]+)s", out)
+    if not match:
+        return None
+    return {"rsa2048_sign_ms": round(float(match.group(1)) * 1000, 4), "rsa2048_verify_ms": round(float(match.group(2)) * 1000, 4)}
+
+
+MEMORY_PROBE = """
+import sys
+sys.path.insert(0, {src!r})
+{hwm}
+from pathlib import Path
+from vbdt.keys import SigningKey
+from vbdt.signing import sign, verify
+folder = Path({folder!r})
+key = SigningKey.from_pem(folder / '{h14}.key.pem', folder / '{h14}.cert.pem')
+data = open({path!r}, 'rb').read()
+verify(sign(open({small!r}, 'rb').read(), key), trust=folder / 'ca.pem')  # imports, caches
+before = hwm()
+signed = sign(data, key)
+result = verify(signed, trust=folder / 'ca.pem')
+print(hwm() - before)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--size-mb", type=float, default=10.0)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        pki = TestPki.create([(H14, "UBND Tinh Cao Bang")])
+        pki.write(folder)
+        key = pki.agencies[H14]
+        xs_sign, xs_verify = xmlsec_pair(folder)
+        small = vbdt.write(directive())
+        inputs = [("directive-12KB", small), (f"directive-{args.size_mb:g}MB-attachment", big_package(int(args.size_mb * 1024 * 1024)))]
+        results = []
+        for name, data in inputs:
+            ours_signed = sign(data, key)
+            theirs_signed = xs_sign(data)
+            verify(theirs_signed, trust=folder / "ca.pem")  # same profile: each verifies the other's
+            xs_verify(ours_signed)
+            repeat = args.repeat if len(data) < 1_000_000 else max(5, args.repeat // 3)
+            best = interleaved_best(
+                {
+                    "vbdt_sign": lambda d=data: sign(d, key),
+                    "vbdt_verify": lambda s=ours_signed: verify(s, trust=folder / "ca.pem"),
+                    "xmlsec_sign": lambda d=data: xs_sign(d),
+                    "xmlsec_verify": lambda s=theirs_signed: xs_verify(s),
+                },
+                repeat,
+            )
+            ours = best["vbdt_sign"] + best["vbdt_verify"]
+            theirs = best["xmlsec_sign"] + best["xmlsec_verify"]
+            row = {"input": name, "bytes": len(data), **{f"{k}_ms": round(v * 1000, 3) for k, v in best.items()},
+                   "sign_verify_ratio": round(ours / theirs, 3)}
+            if len(data) > 1_000_000:
+                path = folder / "big.edxml"
+                path.write_bytes(data)
+                small_path = folder / "small.edxml"
+                small_path.write_bytes(small)
+                code = MEMORY_PROBE.format(src=str(ROOT / "src"), hwm=HWM_FUNCTION, folder=str(folder), h14=H14,
+                                           path=str(path), small=str(small_path))
+                out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+                growth = int(out.stdout.strip())
+                row |= {"peak_rss_growth_bytes": growth, "memory_ratio": round(growth / len(data), 3)}
+            results.append(row)
+    summary = {
+        "benchmark": "sign+verify vs python xmlsec (libxmlsec1)",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "xmlsec": xmlsec.get_libxmlsec_version(), "libxml2": ".".join(map(str, etree.LIBXML_VERSION))},
+        "targets": {"sign_verify_ratio": 1.5, "memory_ratio": 3.0},
+        "openssl_speed": openssl_speed(),
+        "results": results,
+    }
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
