@@ -1,0 +1,414 @@
+"""The agency's durable ledger: what it sent and where each copy stands, what it received.
+
+Sending side: a document and one delivery row per recipient are written **before** anything is
+published, together with an outbox row per message; a message leaves the outbox only when the
+broker confirmed it. A process that dies in between finds the rows on restart and publishes them
+again (same message ids, so receivers de-duplicate). Receipts move deliveries through the state
+machine of :mod:`vbdt.receipts` and nothing else; each receipt is applied once.
+
+Receiving side: each incoming package is stored (bytes and all) before the broker is told it was
+handled, keyed by sender and DocumentId, so redeliveries are recognised and the application sees
+each document once.
+
+:class:`Ledger` is the interface; :class:`SqliteLedger` the implementation (one file per agency,
+WAL journal). A PostgreSQL ledger would implement the same methods.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from vbdt.codes import StatusCode
+from vbdt.errors import InvalidTransition, LedgerError
+from vbdt.model import VIETNAM_TZ
+from vbdt.receipts import TERMINAL, DeliveryState, Event, is_stale, next_state
+
+__all__ = ["Delivered", "Incoming", "Ledger", "OutboxEntry", "Overdue", "SentDocument", "SqliteLedger"]
+
+
+@dataclass(frozen=True)
+class SentDocument:
+    """What the ledger keeps of a document it sends."""
+
+    document_id: str
+    sender: str
+    code: str
+    subject: str
+    promulgated: dt.date
+    due_date: dt.date | None = None
+    kind: str = "new"
+    """``new``, ``revoke``, ``update`` or ``replace`` (BussinessDocType)."""
+    replaces: str | None = None
+    """For update/replace/revoke: the DocumentId it concerns."""
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A message recorded before publishing."""
+
+    message_id: str
+    document_id: str
+    recipient: str
+    kind: str
+    """``document`` or ``status``."""
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """One document at one recipient."""
+
+    document_id: str
+    recipient: str
+    state: DeliveryState
+    reason: str | None
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """A delivery past a deadline."""
+
+    document_id: str
+    recipient: str
+    state: DeliveryState
+    why: str
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A package this agency received and stored."""
+
+    sender: str
+    document_id: str
+    kind: str
+    message_id: str
+    body: bytes
+    receipt_sent: bool
+    handed: bool
+    state: str
+    """What this agency last reported about it: a status code, or ``received``."""
+
+
+class Ledger(abc.ABC):
+    """What the exchange layer needs from durable storage."""
+
+    # -- sending ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def record_send(self, document: SentDocument, entries: Sequence[OutboxEntry]) -> None:
+        """The document, a QUEUED delivery per document entry, and the outbox rows: one transaction."""
+
+    @abc.abstractmethod
+    def record_outgoing(self, entries: Sequence[OutboxEntry]) -> None:
+        """Outbox rows for status messages this agency sends (no delivery rows)."""
+
+    @abc.abstractmethod
+    def pending(self) -> list[OutboxEntry]:
+        """Outbox rows not yet confirmed by the broker, oldest first."""
+
+    @abc.abstractmethod
+    def published(self, message_ids: Sequence[str]) -> None:
+        """The broker confirmed these messages."""
+
+    @abc.abstractmethod
+    def unroutable(self, message_id: str, reason: str) -> None:
+        """The broker has no inbox for this message's recipient."""
+
+    @abc.abstractmethod
+    def apply(self, document_id: str, recipient: str, code: StatusCode, *, receipt_key: str, note: str | None = None) -> DeliveryState | None:
+        """Apply a verified receipt once; return the new state, or None when it was a repeat or stale."""
+
+    @abc.abstractmethod
+    def request_recall(self, document_id: str, recipients: Sequence[str], reason: str) -> list[str]:
+        """Move every open delivery of a document to RECALL_REQUESTED; return those recipients."""
+
+    @abc.abstractmethod
+    def deliveries(self, document_id: str) -> list[Delivered]:
+        """Every recipient of a document and its state."""
+
+    @abc.abstractmethod
+    def document(self, document_id: str) -> SentDocument | None:
+        """A sent document."""
+
+    @abc.abstractmethod
+    def documents(self) -> list[SentDocument]:
+        """Every document sent, oldest first."""
+
+    @abc.abstractmethod
+    def overdue(self, now: dt.datetime | None = None) -> list[Overdue]:
+        """Deliveries not confirmed by the end of the promulgation day, or not completed by the due date."""
+
+    # -- receiving -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def store_incoming(self, sender: str, document_id: str, kind: str, message_id: str, body: bytes) -> bool:
+        """Keep a received package; False when the same one (sender, DocumentId, kind) is already here."""
+
+    @abc.abstractmethod
+    def incoming(self, sender: str, document_id: str, kind: str) -> Incoming | None:
+        """A received package."""
+
+    @abc.abstractmethod
+    def mark_incoming(self, sender: str, document_id: str, kind: str, *, receipt_sent: bool | None = None,
+                      handed: bool | None = None, state: str | None = None) -> None:
+        """Record that the receipt was sent, that the application has it, or what was last reported."""
+
+    @abc.abstractmethod
+    def unhanded(self) -> list[Incoming]:
+        """Received and stored, but not yet given to the application (a crash in between)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the storage."""
+
+
+_SCHEMA = """
+PRAGMA journal_mode = WAL;
+CREATE TABLE IF NOT EXISTS documents (
+    document_id TEXT PRIMARY KEY, sender TEXT NOT NULL, code TEXT NOT NULL, subject TEXT NOT NULL,
+    promulgated TEXT NOT NULL, due_date TEXT, kind TEXT NOT NULL, replaces TEXT, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+    document_id TEXT NOT NULL, recipient TEXT NOT NULL, state TEXT NOT NULL, before_recall TEXT,
+    reason TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (document_id, recipient));
+CREATE TABLE IF NOT EXISTS history (
+    id INTEGER PRIMARY KEY, document_id TEXT NOT NULL, recipient TEXT NOT NULL, event TEXT NOT NULL,
+    state TEXT NOT NULL, note TEXT, applied INTEGER NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS bodies (digest TEXT PRIMARY KEY, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    message_id TEXT PRIMARY KEY, document_id TEXT NOT NULL, recipient TEXT NOT NULL, kind TEXT NOT NULL,
+    digest TEXT NOT NULL REFERENCES bodies(digest), created_at TEXT NOT NULL, published_at TEXT);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (published_at) WHERE published_at IS NULL;
+CREATE TABLE IF NOT EXISTS receipts_seen (receipt_key TEXT PRIMARY KEY, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS incoming (
+    sender TEXT NOT NULL, document_id TEXT NOT NULL, kind TEXT NOT NULL, message_id TEXT NOT NULL,
+    digest TEXT NOT NULL REFERENCES bodies(digest), received_at TEXT NOT NULL,
+    receipt_sent INTEGER NOT NULL DEFAULT 0, handed INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'received',
+    PRIMARY KEY (sender, document_id, kind));
+"""
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+class SqliteLedger(Ledger):
+    """The ledger in one SQLite file (``":memory:"`` for a throwaway one)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._db.executescript(_SCHEMA)
+            self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: safe against process death
+        except (sqlite3.Error, OSError) as exc:
+            raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise LedgerError(f"ledger {self.path}: {exc}") from None
+
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise LedgerError(f"ledger {self.path}: {exc}") from None
+
+    @staticmethod
+    def _body(db: sqlite3.Connection, body: bytes) -> str:
+        digest = hashlib.sha256(body).hexdigest()
+        db.execute("INSERT OR IGNORE INTO bodies (digest, body) VALUES (?, ?)", (digest, body))
+        return digest
+
+    # -- sending ---------------------------------------------------------------------------
+    def record_send(self, document: SentDocument, entries: Sequence[OutboxEntry]) -> None:
+        now = _now()
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (document.document_id, document.sender, document.code, document.subject, document.promulgated.isoformat(),
+                 document.due_date.isoformat() if document.due_date else None, document.kind, document.replaces, now),
+            )
+            self._outbox(db, entries, now)
+            for entry in entries:
+                db.execute(
+                    "INSERT OR IGNORE INTO deliveries (document_id, recipient, state, updated_at) VALUES (?, ?, ?, ?)",
+                    (entry.document_id, entry.recipient, DeliveryState.QUEUED.value, now),
+                )
+
+    def _outbox(self, db: sqlite3.Connection, entries: Sequence[OutboxEntry], now: str) -> None:
+        digests: dict[int, str] = {}
+        for entry in entries:
+            digest = digests.get(id(entry.body)) or self._body(db, entry.body)  # one body for N recipients
+            digests[id(entry.body)] = digest
+            db.execute(
+                "INSERT OR IGNORE INTO outbox (message_id, document_id, recipient, kind, digest, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (entry.message_id, entry.document_id, entry.recipient, entry.kind, digest, now),
+            )
+
+    def record_outgoing(self, entries: Sequence[OutboxEntry]) -> None:
+        with self._tx() as db:
+            self._outbox(db, entries, _now())
+
+    def pending(self) -> list[OutboxEntry]:
+        rows = self._query(
+            "SELECT o.message_id, o.document_id, o.recipient, o.kind, b.body FROM outbox o JOIN bodies b USING (digest) "
+            "WHERE o.published_at IS NULL ORDER BY o.rowid"
+        )
+        return [OutboxEntry(str(m), str(d), str(r), str(k), bytes(b)) for m, d, r, k, b in rows]  # type: ignore[call-overload]
+
+    def published(self, message_ids: Sequence[str]) -> None:
+        now = _now()
+        with self._tx() as db:
+            for message_id in message_ids:
+                row = db.execute("SELECT document_id, recipient, kind FROM outbox WHERE message_id = ?", (message_id,)).fetchone()
+                db.execute("UPDATE outbox SET published_at = ? WHERE message_id = ? AND published_at IS NULL", (now, message_id))
+                if row and row[2] == "document":
+                    self._move(db, row[0], row[1], Event.PUBLISHED, None, now)
+
+    def unroutable(self, message_id: str, reason: str) -> None:
+        now = _now()
+        with self._tx() as db:
+            row = db.execute("SELECT document_id, recipient, kind FROM outbox WHERE message_id = ?", (message_id,)).fetchone()
+            db.execute("UPDATE outbox SET published_at = ? WHERE message_id = ?", (now, message_id))
+            if row and row[2] == "document":
+                self._move(db, row[0], row[1], Event.UNROUTABLE, reason, now)
+
+    def _move(self, db: sqlite3.Connection, document_id: str, recipient: str, event: StatusCode | Event,
+              note: str | None, now: str) -> DeliveryState | None:
+        row = db.execute("SELECT state, before_recall FROM deliveries WHERE document_id = ? AND recipient = ?",
+                         (document_id, recipient)).fetchone()
+        if row is None:
+            raise InvalidTransition(f"no delivery of {document_id} to {recipient} in this ledger")
+        state = DeliveryState(row[0])
+        before = DeliveryState(row[1]) if row[1] else None
+        if is_stale(state, event):
+            db.execute("INSERT INTO history (document_id, recipient, event, state, note, applied, at) VALUES (?, ?, ?, ?, ?, 0, ?)",
+                       (document_id, recipient, event.value, state.value, note, now))
+            return None
+        new = next_state(state, event, before_recall=before)
+        recall_from = state.value if new is DeliveryState.RECALL_REQUESTED and state is not new else row[1]
+        reason = note if new in (DeliveryState.REJECTED, DeliveryState.UNDELIVERABLE) or event is StatusCode.CHANGE_REFUSED else None
+        db.execute(
+            "UPDATE deliveries SET state = ?, before_recall = ?, reason = COALESCE(?, reason), updated_at = ? "
+            "WHERE document_id = ? AND recipient = ?",
+            (new.value, recall_from, reason, now, document_id, recipient),
+        )
+        db.execute("INSERT INTO history (document_id, recipient, event, state, note, applied, at) VALUES (?, ?, ?, ?, ?, 1, ?)",
+                   (document_id, recipient, event.value, new.value, note, now))
+        return new if new is not state else None
+
+    def apply(self, document_id: str, recipient: str, code: StatusCode, *, receipt_key: str, note: str | None = None) -> DeliveryState | None:
+        now = _now()
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM receipts_seen WHERE receipt_key = ?", (receipt_key,)).fetchone():
+                return None
+            result = self._move(db, document_id, recipient, code, note, now)
+            db.execute("INSERT INTO receipts_seen VALUES (?, ?)", (receipt_key, now))
+            return result
+
+    def request_recall(self, document_id: str, recipients: Sequence[str], reason: str) -> list[str]:
+        """Move every open delivery of a document to RECALL_REQUESTED; return those recipients."""
+        now = _now()
+        moved = []
+        with self._tx() as db:
+            for recipient in recipients:
+                state = db.execute("SELECT state FROM deliveries WHERE document_id = ? AND recipient = ?", (document_id, recipient)).fetchone()
+                if state and DeliveryState(state[0]) not in TERMINAL:
+                    self._move(db, document_id, recipient, StatusCode.RECALL_REQUESTED, reason, now)
+                    moved.append(recipient)
+        return moved
+
+    def deliveries(self, document_id: str) -> list[Delivered]:
+        rows = self._query("SELECT recipient, state, reason, updated_at FROM deliveries WHERE document_id = ? ORDER BY recipient",
+                           (document_id,))
+        return [Delivered(document_id, str(r), DeliveryState(str(s)), None if why is None else str(why), dt.datetime.fromisoformat(str(at)))
+                for r, s, why, at in rows]
+
+    def _sent(self, row: tuple[object, ...]) -> SentDocument:
+        d, sender, code, subject, promulgated, due, kind, replaces = row
+        return SentDocument(str(d), str(sender), str(code), str(subject), dt.date.fromisoformat(str(promulgated)),
+                            dt.date.fromisoformat(str(due)) if due else None, str(kind), None if replaces is None else str(replaces))
+
+    def document(self, document_id: str) -> SentDocument | None:
+        rows = self._query("SELECT document_id, sender, code, subject, promulgated, due_date, kind, replaces FROM documents "
+                           "WHERE document_id = ?", (document_id,))
+        return self._sent(rows[0]) if rows else None
+
+    def documents(self) -> list[SentDocument]:
+        rows = self._query("SELECT document_id, sender, code, subject, promulgated, due_date, kind, replaces FROM documents ORDER BY rowid")
+        return [self._sent(r) for r in rows]
+
+    def overdue(self, now: dt.datetime | None = None) -> list[Overdue]:
+        today = (now or dt.datetime.now(VIETNAM_TZ)).astimezone(VIETNAM_TZ).date()
+        rows = self._query(
+            "SELECT d.document_id, d.recipient, d.state, doc.promulgated, doc.due_date FROM deliveries d "
+            "JOIN documents doc USING (document_id) ORDER BY doc.rowid, d.recipient"
+        )
+        out = []
+        for document_id, recipient, state_text, promulgated, due in rows:
+            state = DeliveryState(str(state_text))
+            if state in (DeliveryState.QUEUED, DeliveryState.SENT) and dt.date.fromisoformat(str(promulgated)) < today:
+                out.append(Overdue(str(document_id), str(recipient), state,
+                                   "chưa xác nhận đã nhận trong ngày ban hành (Nghị định 30/2020)"))
+            elif due and state not in TERMINAL and dt.date.fromisoformat(str(due)) < today:
+                out.append(Overdue(str(document_id), str(recipient), state, f"quá hạn xử lý {due}, chưa hoàn thành"))
+        return out
+
+    # -- receiving -------------------------------------------------------------------------
+    def store_incoming(self, sender: str, document_id: str, kind: str, message_id: str, body: bytes) -> bool:
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM incoming WHERE sender = ? AND document_id = ? AND kind = ?",
+                          (sender, document_id, kind)).fetchone():
+                return False
+            digest = self._body(db, body)
+            db.execute("INSERT INTO incoming (sender, document_id, kind, message_id, digest, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                       (sender, document_id, kind, message_id, digest, _now()))
+            return True
+
+    def _incoming_rows(self, where: str, args: Sequence[object]) -> list[Incoming]:
+        rows = self._query(
+            "SELECT i.sender, i.document_id, i.kind, i.message_id, b.body, i.receipt_sent, i.handed, i.state "
+            f"FROM incoming i JOIN bodies b USING (digest) WHERE {where} ORDER BY i.rowid", args)
+        return [Incoming(str(s), str(d), str(k), str(m), bytes(b), bool(r), bool(h), str(st))  # type: ignore[call-overload]
+                for s, d, k, m, b, r, h, st in rows]
+
+    def incoming(self, sender: str, document_id: str, kind: str) -> Incoming | None:
+        rows = self._incoming_rows("i.sender = ? AND i.document_id = ? AND i.kind = ?", (sender, document_id, kind))
+        return rows[0] if rows else None
+
+    def mark_incoming(self, sender: str, document_id: str, kind: str, *, receipt_sent: bool | None = None,
+                      handed: bool | None = None, state: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE incoming SET receipt_sent = COALESCE(?, receipt_sent), handed = COALESCE(?, handed), "
+                "state = COALESCE(?, state) WHERE sender = ? AND document_id = ? AND kind = ?",
+                (receipt_sent, handed, state, sender, document_id, kind),
+            )
+
+    def unhanded(self) -> list[Incoming]:
+        return self._incoming_rows("i.handed = 0", ())
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

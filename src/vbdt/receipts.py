@@ -1,0 +1,141 @@
+"""The delivery state of one document at one recipient: the whole state machine, in one table.
+
+Everything that moves a delivery from one state to another is here, the way h11 keeps its
+connection states in one module: the sender's ledger asks :func:`next_state` and stores what it
+answers; nothing else decides a transition.
+
+::
+
+    QUEUED ──published──▶ SENT ──01──▶ ARRIVED ──03──▶ ACCEPTED ──04──▶ ASSIGNED ──05──▶ PROCESSING ──06──▶ COMPLETED
+       │                   │  └──────── any later code skips ahead (receipts may overtake each other) ─────────▲
+       └──unroutable──▶ UNDELIVERABLE     └──02 (from any state before COMPLETED)──▶ REJECTED
+    any open state ──13 (we ask to recall)──▶ RECALL_REQUESTED ──15──▶ RECALLED
+                                                              └──16──▶ the state it was in before
+
+A receipt that repeats the current state is accepted and changes nothing (receipts can be
+redelivered). A receipt that would move backwards (an 01 after an 03) is stale: the ledger keeps
+it as history but the state stays. Anything else is an :class:`~vbdt.errors.InvalidTransition`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from vbdt.codes import StatusCode
+from vbdt.errors import InvalidTransition
+
+__all__ = ["PROGRESS", "TERMINAL", "TRANSITIONS", "DeliveryState", "Event", "is_stale", "next_state"]
+
+
+class DeliveryState(StrEnum):
+    """Where one document stands at one recipient."""
+
+    QUEUED = "queued"
+    """Recorded in the outbox, not yet confirmed by the broker."""
+    SENT = "sent"
+    """The broker confirmed it; no receipt yet."""
+    UNDELIVERABLE = "undeliverable"
+    """The broker has no inbox for this recipient."""
+    ARRIVED = "arrived"
+    ACCEPTED = "accepted"
+    ASSIGNED = "assigned"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    RECALL_REQUESTED = "recall-requested"
+    RECALLED = "recalled"
+
+    @property
+    def label(self) -> str:
+        """Vietnamese description, as a clerk reads it."""
+        return _LABELS[self]
+
+
+_LABELS = {
+    DeliveryState.QUEUED: "Chờ gửi",
+    DeliveryState.SENT: "Đã gửi, chưa có xác nhận",
+    DeliveryState.UNDELIVERABLE: "Không gửi được: đơn vị nhận chưa có hộp thư",
+    DeliveryState.ARRIVED: StatusCode.ARRIVED.label,
+    DeliveryState.ACCEPTED: StatusCode.ACCEPTED.label,
+    DeliveryState.ASSIGNED: StatusCode.ASSIGNED.label,
+    DeliveryState.PROCESSING: StatusCode.PROCESSING.label,
+    DeliveryState.COMPLETED: StatusCode.COMPLETED.label,
+    DeliveryState.REJECTED: StatusCode.REJECTED.label,
+    DeliveryState.RECALL_REQUESTED: StatusCode.RECALL_REQUESTED.label,
+    DeliveryState.RECALLED: "Đã lấy lại văn bản",
+}
+
+
+class Event(StrEnum):
+    """What happens to a delivery that is not a receipt code."""
+
+    PUBLISHED = "published"
+    UNROUTABLE = "unroutable"
+
+
+# The forward path; a receipt may skip ahead along it, never go back.
+PROGRESS = (
+    DeliveryState.SENT,
+    DeliveryState.ARRIVED,
+    DeliveryState.ACCEPTED,
+    DeliveryState.ASSIGNED,
+    DeliveryState.PROCESSING,
+    DeliveryState.COMPLETED,
+)
+_BY_CODE = {
+    StatusCode.ARRIVED: DeliveryState.ARRIVED,
+    StatusCode.ACCEPTED: DeliveryState.ACCEPTED,
+    StatusCode.ASSIGNED: DeliveryState.ASSIGNED,
+    StatusCode.PROCESSING: DeliveryState.PROCESSING,
+    StatusCode.COMPLETED: DeliveryState.COMPLETED,
+}
+TERMINAL = frozenset({DeliveryState.COMPLETED, DeliveryState.REJECTED, DeliveryState.RECALLED, DeliveryState.UNDELIVERABLE})
+_OPEN = tuple(s for s in PROGRESS if s not in TERMINAL)
+
+
+def _table() -> dict[tuple[DeliveryState, StatusCode | Event], DeliveryState]:
+    table: dict[tuple[DeliveryState, StatusCode | Event], DeliveryState] = {
+        (DeliveryState.QUEUED, Event.PUBLISHED): DeliveryState.SENT,
+        (DeliveryState.QUEUED, Event.UNROUTABLE): DeliveryState.UNDELIVERABLE,
+        (DeliveryState.SENT, Event.PUBLISHED): DeliveryState.SENT,  # a republished outbox entry
+        (DeliveryState.UNDELIVERABLE, Event.UNROUTABLE): DeliveryState.UNDELIVERABLE,
+        (DeliveryState.REJECTED, StatusCode.REJECTED): DeliveryState.REJECTED,
+        (DeliveryState.RECALLED, StatusCode.CHANGE_ACCEPTED): DeliveryState.RECALLED,
+        (DeliveryState.RECALL_REQUESTED, StatusCode.RECALL_REQUESTED): DeliveryState.RECALL_REQUESTED,
+        (DeliveryState.RECALL_REQUESTED, StatusCode.CHANGE_ACCEPTED): DeliveryState.RECALLED,
+    }
+    for i, state in enumerate(PROGRESS):
+        for code, target in _BY_CODE.items():
+            if PROGRESS.index(target) >= i:  # forward, or a repeat of the current state
+                table[(state, code)] = target
+        if state in _OPEN:
+            table[(state, StatusCode.REJECTED)] = DeliveryState.REJECTED
+            table[(state, StatusCode.RECALL_REQUESTED)] = DeliveryState.RECALL_REQUESTED
+    # A rejection can still come while a recall is pending (the recipient refused the document).
+    table[(DeliveryState.RECALL_REQUESTED, StatusCode.REJECTED)] = DeliveryState.REJECTED
+    return table
+
+
+TRANSITIONS = _table()
+"""(state, receipt code or event) → next state. 16 (recall refused) is resolved by :func:`next_state`:
+it returns to the state before the recall, which the ledger stores alongside."""
+
+
+def next_state(
+    state: DeliveryState, event: StatusCode | Event, *, before_recall: DeliveryState | None = None
+) -> DeliveryState:
+    """The state after ``event``; :class:`InvalidTransition` when the table does not allow it."""
+    if state is DeliveryState.RECALL_REQUESTED and event is StatusCode.CHANGE_REFUSED:
+        return before_recall or DeliveryState.SENT
+    try:
+        return TRANSITIONS[(state, event)]
+    except KeyError:
+        name = f"status {event.value} ({event.label})" if isinstance(event, StatusCode) else event.value
+        raise InvalidTransition(f"{name} is not allowed when the delivery is {state.value} ({state.label})") from None
+
+
+def is_stale(state: DeliveryState, event: StatusCode | Event) -> bool:
+    """A receipt that is older than what we know (an 01 after an 03): history, not a state change."""
+    if not isinstance(event, StatusCode) or event not in _BY_CODE or state not in PROGRESS:
+        return False
+    return PROGRESS.index(_BY_CODE[event]) < PROGRESS.index(state)
