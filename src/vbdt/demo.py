@@ -32,7 +32,7 @@ from vbdt.samplepdf import make_pdf
 from vbdt.validation import read, validate
 from vbdt.writer import write
 
-__all__ = ["build_directive", "run_demo"]
+__all__ = ["build_directive", "compose", "run_demo"]
 
 PROVINCE = "000.00.00.H14"
 
@@ -67,6 +67,38 @@ def build_directive(directory: Directory, *, issued: date, number: str = "05") -
             staff_info=StaffInfo(department="Văn phòng UBND tỉnh", staff="Văn thư", email="vanthu@caobang.gov.vn")
         ),
         attachments=[Attachment.from_bytes(f"{number}-CT-UBND.pdf", pdf, content_id="cid:1")],
+    )
+
+
+def compose(
+    directory: Directory,
+    sender: str,
+    recipients: list[str],
+    *,
+    number: str,
+    notation: str,
+    type_name: str,
+    subject: str,
+    issued: date,
+    due_in_days: int | None = 7,
+    type_detail: int = 1,
+) -> Document:
+    """A realistic document from ``sender`` to ``recipients`` with a one-page PDF (unsigned)."""
+    code = Code(number=number, notation=notation)
+    org = directory.organization(sender)
+    pdf = make_pdf([(org.organ_name or sender).upper(), f"So: {code}", type_name.upper(), subject])
+    return Document(
+        sender=org,
+        recipients=[directory.organization(r) for r in recipients],
+        code=code,
+        promulgation=PromulgationInfo(place=None, date=issued),
+        document_type=DocumentType(type=1, type_detail=type_detail, type_name=type_name),
+        subject=subject,
+        signer=SignerInfo(competence="TM. ỦY BAN NHÂN DÂN", position="Chủ tịch", full_name="Nguyễn Văn A"),
+        due_date=issued + timedelta(days=due_in_days) if due_in_days is not None else None,
+        other_info=OtherInfo(priority=Priority.NORMAL, promulgation_amount=len(recipients), page_amount=1),
+        business=Business(staff_info=StaffInfo(department="Văn thư", staff="Văn thư")),
+        attachments=[Attachment.from_bytes(f"{number}-{notation}.pdf", pdf, content_id="cid:1")],
     )
 
 
