@@ -108,7 +108,7 @@ class Pump:
         self.task.cancel()
         try:
             await self.task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001
+        except (asyncio.CancelledError, Exception):
             pass
 
 

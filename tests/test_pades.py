@@ -192,3 +192,10 @@ def test_unsigned_pdf_is_not_original(pki: tuple[TestPki, Path]) -> None:
     _, folder = pki
     result = verify_pdf(make_pdf(["x"]), trust=folder / "ca.pem")
     assert not result.original_valid and result.reasons == ["the PDF is not signed"]
+
+
+async def test_sync_api_works_inside_a_running_event_loop(pki: tuple[TestPki, Path]) -> None:
+    # an async DMS calling the sync API: pyHanko's own asyncio.run would fail here
+    keys, folder = pki
+    data = sign_pdf(make_pdf(["x"]), person=keys.signer, seal=keys.agencies[H14])
+    assert verify_pdf(data, trust=folder / "ca.pem").original_valid

@@ -59,6 +59,14 @@ class MemoryBroker:
         queue = self._queues.get(routing_key(organ_id))
         return len(queue.ready) if queue else 0
 
+    def _give_back(self, queue: _Queue, message: _Message) -> None:
+        """An unsuccessful delivery: requeue it, or dead-letter it past the delivery limit (as quorum queues do)."""
+        if message.deliveries > self.delivery_limit:
+            self._dead.append((message.body, {
+                **message.headers, HEADER_REASON: f"delivery limit: delivered {message.deliveries} times without being acknowledged"}))
+        else:
+            queue.put(message, front=True)
+
     def _allowed(self, user: str, organ_id: str) -> bool:
         return user in self.admins or user == organ_id
 
@@ -91,7 +99,7 @@ class MemoryDelivery(Delivery):
     async def nack(self, *, requeue: bool = True) -> None:
         self._settle()
         if requeue:
-            self._queue.put(self._message, front=True)
+            self._transport._broker._give_back(self._queue, self._message)
         else:
             self._transport._broker._dead.append((self.body, {**self.headers, HEADER_REASON: "rejected by the consumer"}))
 
@@ -103,7 +111,7 @@ class MemoryDelivery(Delivery):
         """The consumer went away without settling: back to the queue, to be redelivered."""
         if not self._settled:
             self._settled = True
-            self._queue.put(self._message, front=True)
+            self._transport._broker._give_back(self._queue, self._message)
 
 
 class MemoryTransport(Transport):
@@ -157,10 +165,6 @@ class MemoryTransport(Transport):
                     continue
                 message = queue.ready.popleft()
                 message.deliveries += 1
-                if message.deliveries > self._broker.delivery_limit + 1:
-                    self._broker._dead.append((message.body, {
-                        **message.headers, HEADER_REASON: f"delivery limit: delivered {message.deliveries - 1} times without being acknowledged"}))
-                    continue
                 delivery = MemoryDelivery(self, queue, message)
                 mine.add(delivery)
                 self._unacked.add(delivery)

@@ -20,11 +20,13 @@ Stamp text uses a standard PDF font, so it is written without Vietnamese diacrit
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import io
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
@@ -48,6 +50,8 @@ from vbdt.keys import SigningKey, certificate_organ_id, load_certificates, revoc
 
 __all__ = ["PdfSignatureInfo", "PdfVerification", "is_signed_pdf", "sign_pdf", "verify_pdf"]
 
+T = TypeVar("T")
+
 PERSON = "person"
 AGENCY = "agency"
 
@@ -69,6 +73,21 @@ class _KeySigner(signers.Signer):
         if isinstance(private, rsa.RSAPrivateKey):
             return private.sign(data, padding.PKCS1v15(), algorithm)
         return private.sign(data, ec.ECDSA(algorithm))
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run pyHanko's coroutine to completion from synchronous code, even inside a running loop.
+
+    pyHanko's sync API calls ``asyncio.run``, which fails inside an event loop (an async DMS calling
+    :func:`vbdt.pack`). There, the coroutine runs on a worker thread with its own loop; async
+    callers that must not block should call these functions through ``asyncio.to_thread``.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
@@ -156,7 +175,7 @@ def _add_signature(
             new_field_spec=fields.SigFieldSpec(field_name, box=box, on_page=on_page),
         )
         out = io.BytesIO()
-        asyncio.run(pdf_signer.async_sign_pdf(writer, output=out))
+        _run(pdf_signer.async_sign_pdf(writer, output=out))
         return out.getvalue()
     except (PdfError, SigningError, ValueError, KeyError, TypeError) as exc:
         raise PdfSignatureError(f"cannot sign the PDF: {exc}") from None
@@ -245,7 +264,7 @@ def verify_pdf(
         raise PdfSignatureError(f"not a readable PDF: {exc}") from None
     roots = [_asn1(c) for c in anchors]
     der_crls = [asn1_crl.CertificateList.load(c.public_bytes(serialization.Encoding.DER)) for c in crls]
-    infos = [asyncio.run(_check(sig, roots, der_crls, list(crls), at)) for sig in embedded]
+    infos = [_run(_check(sig, roots, der_crls, list(crls), at)) for sig in embedded]
     return PdfVerification(infos, *_verdict(infos))
 
 

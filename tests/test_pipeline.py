@@ -1,0 +1,120 @@
+"""Hostile messages off the wire: refused with the reason, dead-lettered, the sender told; the consumer goes on."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+import vbdt
+from conftest import G22, H14, H54, H54_DISTRICT, Network
+from vbdt.demo import compose
+from vbdt.pki import TestPki
+from vbdt.receipts import DeliveryState
+from vbdt.routing import HEADER_KIND, HEADER_REASON, routing_key
+from vbdt.transport import Outgoing
+from vbdt.xmlparse import Limits
+
+
+def _doc(net: Network, sender: str, to: list[str], number: str) -> vbdt.Document:
+    return compose(net.directory, sender, to, number=number, notation="UBND-VP", type_name="Công văn",
+                   subject="Về việc kiểm thử", issued=date.today())
+
+
+def _signed(net: Network, sender: str, to: list[str], number: str) -> bytes:
+    return vbdt.pack(_doc(net, sender, to, number), net.pki.agencies[sender], person=net.pki.signer,  # type: ignore[attr-defined]
+                     seal=net.pki.agencies[sender])  # type: ignore[attr-defined]
+
+
+def _tampered(data: bytes) -> bytes:
+    return data.replace("Về việc kiểm thử".encode(), "Về việc đã sửa".encode(), 1)
+
+
+def _stranger_signed(net: Network, sender: str, to: list[str], number: str) -> bytes:
+    stranger = TestPki.create([(sender, "Impostor")])
+    return vbdt.pack(_doc(net, sender, to, number), stranger.agencies[sender], person=stranger.signer, seal=stranger.agencies[sender])
+
+
+HOSTILE = {
+    "not xml": lambda net: b"\x89PNG\r\n not xml at all",
+    "billion laughs": lambda net: b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><edXML>&b;</edXML>',
+    "wrong namespace": lambda net: b'<edXML xmlns="urn:other"><x/></edXML>',
+    "changed after signing": lambda net: _tampered(_signed(net, H54, [H54_DISTRICT], "21")),
+    "unknown signer": lambda net: _stranger_signed(net, H54, [H54_DISTRICT], "22"),
+    "not a recipient": lambda net: _signed(net, H54, [G22], "23"),
+    "unsigned": lambda net: vbdt.write(_doc(net, H54, [H54_DISTRICT], "24")),
+}
+STAGE = {"not xml": "parse", "billion laughs": "parse", "wrong namespace": "parse", "changed after signing": "verify",
+         "unknown signer": "verify", "not a recipient": "recipient", "unsigned": "verify"}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+async def test_hostile_message_is_refused_dead_lettered_and_reported(network: Network, case: str) -> None:
+    sender = await network.agency(H54)
+    receiver = await network.agency(H54_DISTRICT)
+    body = HOSTILE[case](network)
+    document_id = f"{H54},2026/11/23,{case}/UBND-VP"
+    await sender.transport.publish(Outgoing(routing_key(H54_DISTRICT), body, f"{document_id}>{H54_DISTRICT}", {HEADER_KIND: "document"}))
+    # the consumer keeps running: a good document sent afterwards is received
+    good = await sender.send(_doc(network, H54, [H54_DISTRICT], "30"))
+    (item,) = await network.pump(receiver).take()
+    assert item.document_id == good.document_id
+    dead = await _dead_letters(network, 2)
+    refused = [h for b, h in dead if b == body]
+    assert len(refused) == 1 and refused[0][HEADER_REASON].startswith(STAGE[case] + ":")
+    # the publisher is an agency: it was told with a signed 02 naming the reason; it never recorded
+    # this message, so its own pipeline keeps that receipt as a dead letter rather than dropping it
+    (receipt,) = [b for b, h in dead if b != body]
+    status = vbdt.verify(receipt, trust=network.folder / "ca.pem").package
+    assert isinstance(status, vbdt.StatusMessage) and status.status_code is vbdt.StatusCode.REJECTED
+    assert str(status.sender.organ_id) == H54_DISTRICT and f"{STAGE[case]}:" in (status.description or "")
+
+
+async def _dead_letters(network: Network, n: int, timeout: float = 15.0) -> list[tuple[bytes, dict[str, str]]]:
+    import asyncio
+
+    dead: list[tuple[bytes, dict[str, str]]] = []
+    for _ in range(int(timeout / 0.05)):
+        dead.extend(await network.admin.dead_letters())  # type: ignore[attr-defined]
+        if len(dead) >= n:
+            return dead
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{len(dead)} dead letters, expected {n}")
+
+
+async def test_the_publisher_is_told_with_a_signed_rejection(network: Network) -> None:
+    sender = await network.agency(H54)
+    receiver = await network.agency(H54_DISTRICT)
+    sent = await sender.send(_doc(network, H54, [H54_DISTRICT], "31"))
+    # the same message id, now with bytes changed on the way: the receiver refuses and reports
+    (item,) = await network.pump(receiver).take()
+    await sender.transport.publish(Outgoing(routing_key(H54_DISTRICT), b"garbage", f"{sent.document_id}>{H54_DISTRICT}",
+                                            {HEADER_KIND: "document"}))
+    await network.eventually(lambda: sender.status(sent.document_id)[0].state is DeliveryState.REJECTED)
+    reason = sender.status(sent.document_id)[0].reason or ""
+    assert reason.startswith("Từ chối tiếp nhận: parse: not a readable edXML package")
+    assert item.document_id == sent.document_id
+
+
+async def test_an_agency_cannot_publish_as_another(network: Network) -> None:
+    # H14 publishes a package that H54 really signed: the signature is fine, the publisher is not H54
+    impostor = await network.agency(H14)
+    receiver = await network.agency(H54_DISTRICT)
+    body = _signed(network, H54, [H54_DISTRICT], "32")
+    await impostor.transport.publish(Outgoing(routing_key(H54_DISTRICT), body, "x>y", {HEADER_KIND: "document"}))
+    dead = await _dead_letters(network, 1)
+    assert dead and dead[0][1][HEADER_REASON].startswith(f"publisher: published by broker user '{H14}'")
+    assert network.pump(receiver).items.empty()
+
+
+async def test_oversized_message(network: Network) -> None:
+    sender = await network.agency(H54)
+    await network.agency(H54_DISTRICT, pdf_policy="require")
+    receiver = network.created[-1]
+    from vbdt.errors import MessageRejected
+    from vbdt.pipeline import admit
+
+    with pytest.raises(MessageRejected, match="over the 1,000-byte limit"):
+        admit(b"<x/>" * 1000, me=H54_DISTRICT, publisher=H54, trust=receiver.trust, directory=network.directory,
+              limits=Limits(max_bytes=1000))
+    assert sender.organ_id == H54
