@@ -18,7 +18,7 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_validate_valid_file(tmp_path: Path) -> None:
-    code, out, _ = run("demo", "--out", str(tmp_path))
+    code, out, _ = run("demo", "--quick", "--out", str(tmp_path))
     assert code == 0 and "valid, 0 errors" in out
     code, out, _ = run("validate", str(tmp_path / "directive.edxml"))
     assert code == 0 and "valid (0 errors, 0 warnings)" in out

@@ -32,7 +32,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def edxml(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("demo")
-    assert run("demo", "--out", str(folder))[0] == 0
+    assert run("demo", "--quick", "--out", str(folder))[0] == 0
     return folder / "directive.edxml"
 
 

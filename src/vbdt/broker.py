@@ -34,7 +34,7 @@ from vbdt.errors import TransportError, UsageError
 from vbdt.routing import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, EXCHANGE, inbox_queue, routing_key
 from vbdt.transport import DELIVERY_LIMIT
 
-__all__ = ["agency_permissions", "apply_definitions", "definitions", "hash_password", "provision"]
+__all__ = ["agency_permissions", "apply_definitions", "definitions", "delete_vhost", "hash_password", "provision"]
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -89,9 +89,7 @@ def apply_definitions(document: Mapping[str, Any], *, management_url: str | None
                 return f"management API answered {response.status}"
         except (urllib.error.URLError, OSError) as exc:
             raise TransportError(f"cannot load definitions through {management_url}: {exc}") from None
-    ctl = shutil.which("rabbitmqctl") or ("/usr/sbin/rabbitmqctl" if Path("/usr/sbin/rabbitmqctl").exists() else None)
-    if ctl is None:
-        raise TransportError("neither a management API URL nor rabbitmqctl is available to provision the broker")
+    ctl = _rabbitmqctl()
     # Through standard input: the file would have to be readable by the broker's own user.
     cmd = [ctl, *(["-n", node] if node else []), "import_definitions", "--format", "json"]
     try:
@@ -105,6 +103,31 @@ def apply_definitions(document: Mapping[str, Any], *, management_url: str | None
     return "rabbitmqctl import_definitions: ok"
 
 
+def delete_vhost(vhost: str, *, management_url: str | None = None, node: str | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+    """Remove a vhost and everything in it (a fresh start for demos and tests); absent is fine."""
+    if management_url:
+        request = urllib.request.Request(f"{management_url.rstrip('/')}/api/vhosts/{quote(vhost, safe='')}", method="DELETE")
+        try:
+            urllib.request.urlopen(request, timeout=60).close()
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                raise TransportError(f"cannot delete vhost {vhost}: {exc}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise TransportError(f"cannot delete vhost {vhost}: {exc}") from None
+        return
+    ctl = _rabbitmqctl()
+    subprocess.run([ctl, *(["-n", node] if node else []), "delete_vhost", vhost], capture_output=True, timeout=120,
+                   env={**os.environ, **(env or {})}, check=False)
+
+
+def _rabbitmqctl() -> str:
+    ctl = shutil.which("rabbitmqctl") or ("/usr/sbin/rabbitmqctl" if Path("/usr/sbin/rabbitmqctl").exists() else None)
+    if ctl is None:
+        raise TransportError("neither a management API URL nor rabbitmqctl is available to provision the broker")
+    return ctl
+
+
 def provision(
     organ_ids: Iterable[str],
     *,
@@ -116,11 +139,17 @@ def provision(
     node: str | None = None,
     env: Mapping[str, str] | None = None,
     passwords: Mapping[str, str] | None = None,
+    reset: bool = False,
 ) -> dict[str, str]:
-    """Create the vhost, topology and users; return each agency's AMQP URL (keep it secret)."""
+    """Create the vhost, topology and users; return each agency's AMQP URL (keep it secret).
+
+    ``reset=True`` deletes the vhost first (its queued messages too): for demos and tests only.
+    """
     ids = list(dict.fromkeys(str(o) for o in organ_ids))
     if not ids:
         raise UsageError("no agencies to provision")
+    if reset:
+        delete_vhost(vhost, management_url=management_url, node=node, env=env)
     secrets_by_id = {o: (passwords or {}).get(o) or secrets.token_urlsafe(18) for o in ids}
     apply_definitions(definitions(ids, secrets_by_id, vhost=vhost, admin=admin), management_url=management_url, node=node, env=env)
     return {o: f"amqp://{quote(o, safe='')}:{quote(secrets_by_id[o], safe='')}@{host}:{port}/{quote(vhost, safe='')}" for o in ids}

@@ -204,14 +204,218 @@ def directory_select(selectors: Sequence[str], directory_path: str | None, natio
     click.echo(f"{len(agencies)} agencies", err=True)
 
 
+AMQP_HELP = "RabbitMQ URL (or VBDT_AMQP_URL); an agency's own URL from `vbdt broker provision`."
+
+
 @main.command("demo")
 @click.option("--out", "out_dir", default=".vbdt-run/demo", show_default=True, help="Where to write the files.")
+@click.option("--amqp", "amqp_url", envvar="VBDT_AMQP_URL", default=None,
+              help="Run the exchange over this RabbitMQ (admin URL; rabbitmqctl provisions a vbdt-demo vhost). "
+                   "Default: the embedded broker.")
+@click.option("--quick", is_flag=True, help="Only the document walkthrough, no exchange.")
 @_guarded
-def demo_command(out_dir: str) -> None:
-    """Walk through building, writing, validating and inspecting a directive."""
-    from vbdt.demo import run_demo
+def demo_command(out_dir: str, amqp_url: str | None, quick: bool) -> None:
+    """Build, sign, validate and exchange documents across the four levels, with receipts."""
+    import asyncio
+
+    from vbdt.demo import run_demo, run_exchange_demo
 
     run_demo(Path(out_dir), echo=click.echo)
+    if not quick:
+        asyncio.run(run_exchange_demo(Path(out_dir), amqp_url=amqp_url, echo=click.echo))
+
+
+@main.group("broker")
+def broker_group() -> None:
+    """RabbitMQ administration for vbdt."""
+
+
+@broker_group.command("provision")
+@click.option("--directory", "directory_path", metavar="FILE", help="Agency directory (default: the example one).")
+@click.option("--select", "selectors", multiple=True, metavar="SELECTOR", help="Only these agencies (default: all).")
+@click.option("--vhost", default="vbdt", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Host the agencies connect to.")
+@click.option("--port", default=5672, show_default=True, type=int)
+@click.option("--admin", default="guest", show_default=True, help="Existing broker user given full rights on the vhost.")
+@click.option("--management-url", default=None, help="Use the management API (http://user:pass@host:15672) instead of rabbitmqctl.")
+@click.option("-o", "--output", "output", required=True, metavar="FILE", help="Where to write each agency's AMQP URL (JSON, mode 600).")
+@_guarded
+def broker_provision(directory_path: str | None, selectors: Sequence[str], vhost: str, host: str, port: int, admin: str,
+                     management_url: str | None, output: str) -> None:
+    """Create the vhost, topology and one broker user per agency (own inbox only)."""
+    from vbdt.broker import provision
+    from vbdt.resources import example_directory_path
+
+    directory = Directory.load(directory_path or example_directory_path())
+    agencies = directory.select(*selectors) if selectors else list(directory)
+    urls = provision([str(a.organ_id) for a in agencies], vhost=vhost, host=host, port=port, admin=admin,
+                     management_url=management_url)
+    out = Path(output)
+    out.write_text(json.dumps(urls, indent=1))
+    out.chmod(0o600)
+    click.echo(f"provisioned {len(urls)} agencies on vhost {vhost}; credentials in {output}")
+
+
+def _agency_options(func: F) -> F:
+    for option in reversed([
+        click.option("--as", "organ_id", metavar="ORGANID", help="The agency (default: the document's sender)."),
+        click.option("--keys", "keys_dir", metavar="DIR", required=True,
+                     help="Folder with <OrganId>.key.pem/.cert.pem, ca.pem (as `vbdt pki init` writes), signer.*.pem optional."),
+        click.option("--amqp", "amqp_url", envvar="VBDT_AMQP_URL", default=None, help=AMQP_HELP),
+        click.option("--credentials", metavar="FILE", help="The JSON of `vbdt broker provision`: the agency's URL is taken from it."),
+        click.option("--directory", "directory_path", metavar="FILE", help="Agency directory (default: the example one)."),
+        click.option("--ledger", "ledger_path", metavar="FILE", help="Ledger file (default: .vbdt/<OrganId>.db)."),
+        click.option("--json", "as_json", is_flag=True),
+    ]):
+        func = option(func)
+    return func
+
+
+async def _open_agency(organ_id: str, keys_dir: str, amqp_url: str | None, credentials: str | None,
+                       directory_path: str | None, ledger_path: str | None, **options: Any) -> Any:
+    from vbdt.agency import Agency
+    from vbdt.amqp import DEFAULT_URL, AmqpTransport
+    from vbdt.keys import SigningKey
+    from vbdt.ledger import SqliteLedger
+    from vbdt.resources import example_directory_path
+
+    directory = Directory.load(directory_path or example_directory_path())
+    directory.get(organ_id)  # UnknownAgency with a clear message
+    folder = Path(keys_dir)
+    key = SigningKey.from_pem(folder / f"{organ_id}.key.pem", folder / f"{organ_id}.cert.pem")
+    person = SigningKey.from_pem(folder / "signer.key.pem", folder / "signer.cert.pem") if (folder / "signer.key.pem").exists() else None
+    url = amqp_url
+    if credentials:
+        try:
+            url = json.loads(Path(credentials).read_text())[organ_id]
+        except (OSError, ValueError, KeyError) as exc:
+            raise UsageError(f"{credentials}: no AMQP URL for {organ_id} ({exc})") from None
+    transport = await AmqpTransport.connect(url or DEFAULT_URL, declare=not credentials)
+    ledger = SqliteLedger(ledger_path or Path(".vbdt") / f"{organ_id}.db")
+    agency = Agency(organ_id, transport=transport, ledger=ledger, key=key, trust=folder / "ca.pem", directory=directory,
+                    person=person, seal=key if person else None, **options)
+    await agency.open()
+    return agency
+
+
+@main.command("send")
+@click.argument("file")
+@click.option("--to", "to", multiple=True, metavar="SELECTOR", help="Recipients: OrganIds or selectors (default: the file's To).")
+@_agency_options
+@_guarded
+def send_command(file: str, to: Sequence[str], organ_id: str | None, keys_dir: str, amqp_url: str | None,
+                 credentials: str | None, directory_path: str | None, ledger_path: str | None, as_json: bool) -> None:
+    """Sign and send an edXML FILE to its recipients (or --to selectors); print what the broker confirmed."""
+    import asyncio
+
+    from vbdt.validation import read
+
+    document = read(Path(file))
+    if not isinstance(document, Document):
+        raise UsageError(f"{file} is a status message; send documents")
+    sender = organ_id or str(document.sender.organ_id)
+
+    async def run() -> Any:
+        agency = await _open_agency(sender, keys_dir, amqp_url, credentials, directory_path, ledger_path)
+        try:
+            return await agency.send(document, to=list(to) or None)
+        finally:
+            await agency.transport.close()
+            agency.ledger.close()
+
+    result = asyncio.run(run())
+    if as_json:
+        click.echo(json.dumps({"document_id": result.document_id, "recipients": result.recipients,
+                               "unroutable": result.unroutable, "pending": result.pending}, ensure_ascii=False, indent=2))
+    else:
+        ok = len(result.recipients) - len(result.unroutable) - len(result.pending)
+        click.echo(f"{result.document_id}: confirmed by the broker for {ok} of {len(result.recipients)} recipients")
+        for recipient, reason in {**result.unroutable, **result.pending}.items():
+            click.echo(f"  {recipient}: {reason}")
+    if result.unroutable or result.pending:
+        sys.exit(EXIT_INVALID)
+
+
+@main.command("listen")
+@click.option("--out", "out_dir", default="inbox", show_default=True, help="Folder to store received documents in.")
+@click.option("--count", type=int, default=None, help="Stop after this many documents.")
+@click.option("--idle", type=float, default=None, help="Stop after this many seconds without a message.")
+@click.option("--no-publisher-check", is_flag=True, help="For brokers without per-agency users (everyone publishes as one user).")
+@_agency_options
+@_guarded
+def listen_command(out_dir: str, count: int | None, idle: float | None, no_publisher_check: bool, organ_id: str | None,
+                   keys_dir: str, amqp_url: str | None, credentials: str | None, directory_path: str | None,
+                   ledger_path: str | None, as_json: bool) -> None:
+    """Receive as --as ORGANID: verify, store to --out, acknowledge (signed 01); receipts update the ledger."""
+    import asyncio
+    import re
+
+    if not organ_id:
+        raise UsageError("--as ORGANID is required")
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> int:
+        agency = await _open_agency(organ_id, keys_dir, amqp_url, credentials, directory_path, ledger_path,
+                                    check_publisher=not no_publisher_check)
+        seen = 0
+        try:
+            iterator = agency.inbox().__aiter__()
+            while count is None or seen < count:
+                try:
+                    item = await asyncio.wait_for(iterator.__anext__(), idle)
+                except (TimeoutError, StopAsyncIteration):
+                    break
+                seen += 1
+                name = re.sub(r"[^0-9A-Za-z.-]+", "_", item.document_id) + ".edxml"
+                stored = agency.ledger.incoming(item.sender, item.document_id, item._stored_as)
+                if stored is not None:
+                    (folder / name).write_bytes(stored.body)
+                line = {"kind": item.kind, "document_id": item.document_id, "from": item.sender, "file": str(folder / name)}
+                click.echo(json.dumps(line, ensure_ascii=False) if as_json else f"{item.kind} {item.document_id} from {item.sender} -> {folder / name}")
+            await iterator.aclose()
+        finally:
+            await agency.transport.close()
+            agency.ledger.close()
+        return seen
+
+    asyncio.run(run())
+
+
+@main.command("status")
+@click.argument("document_id", required=False)
+@click.option("--as", "organ_id", required=True, metavar="ORGANID", help="The sending agency whose ledger to read.")
+@click.option("--ledger", "ledger_path", metavar="FILE", help="Ledger file (default: .vbdt/<OrganId>.db).")
+@click.option("--json", "as_json", is_flag=True)
+@_guarded
+def status_command(document_id: str | None, organ_id: str, ledger_path: str | None, as_json: bool) -> None:
+    """Per-recipient states of DOCUMENT_ID (all documents when omitted), overdue ones marked."""
+    from vbdt.ledger import SqliteLedger
+
+    path = Path(ledger_path or Path(".vbdt") / f"{organ_id}.db")
+    if not path.exists():
+        raise UsageError(f"{path}: no ledger here (send something first, or give --ledger)")
+    ledger = SqliteLedger(path)
+    try:
+        documents = [d for d in ledger.documents() if document_id in (None, d.document_id)]
+        if document_id and not documents:
+            raise UsageError(f"{document_id} is not in the ledger of {organ_id}")
+        overdue = {(o.document_id, o.recipient): o.why for o in ledger.overdue()}
+        report: list[dict[str, Any]] = [{"document_id": d.document_id, "subject": d.subject, "due_date": d.due_date.isoformat() if d.due_date else None,
+                   "recipients": [{"organ_id": x.recipient, "state": x.state.value, "label": x.state.label, "reason": x.reason,
+                                   "updated_at": x.updated_at.isoformat(), "overdue": overdue.get((d.document_id, x.recipient))}
+                                  for x in ledger.deliveries(d.document_id)]} for d in documents]
+    finally:
+        ledger.close()
+    if as_json:
+        click.echo(json.dumps(report if document_id is None else report[0], ensure_ascii=False, indent=2))
+        return
+    for entry in report:
+        click.echo(f"{entry['document_id']}  {entry['subject']}")
+        for r in entry["recipients"]:
+            mark = f"  QUÁ HẠN: {r['overdue']}" if r["overdue"] else ""
+            why = f" — {r['reason']}" if r["reason"] else ""
+            click.echo(f"  {r['organ_id']:<15} {r['state']:<16} {r['label']}{why}{mark}")
 
 
 @main.group("pki")

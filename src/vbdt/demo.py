@@ -8,7 +8,9 @@ inspects it, and shows what validation says about a tampered copy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -32,7 +34,7 @@ from vbdt.samplepdf import make_pdf
 from vbdt.validation import read, validate
 from vbdt.writer import write
 
-__all__ = ["build_directive", "compose", "run_demo"]
+__all__ = ["build_directive", "compose", "run_demo", "run_exchange_demo"]
 
 PROVINCE = "000.00.00.H14"
 
@@ -136,3 +138,164 @@ def run_demo(out_dir: Path, *, echo: Callable[[str], None] = print) -> Document:
     for finding in bad.errors[:2]:
         echo(f"     line {finding.line}: {finding.code}: {finding.message}")
     return doc
+
+
+# ------------------------------------------------------------------------------------------------
+# The exchange: documents down the four levels and a report back up, with receipts.
+
+CENTRAL = "000.00.00.G22"
+THAI_BINH = "000.00.00.H54"
+THAI_BINH_CITY = "000.00.01.H54"
+
+
+@dataclass
+class _Plan:
+    sender: str
+    to: str
+    number: str
+    notation: str
+    type_name: str
+    subject: str
+
+
+PLAN = [
+    _Plan(CENTRAL, "**:province", "8123", "VPCP-KSTT", "Công văn", "Về việc triển khai gửi, nhận văn bản điện tử bốn cấp"),
+    _Plan(THAI_BINH, f"{THAI_BINH}/*", "215", "KH-UBND", "Kế hoạch", "Kế hoạch chuyển đổi số năm 2027"),
+    _Plan(THAI_BINH_CITY, f"{THAI_BINH_CITY}/*", "87", "TB-UBND", "Thông báo", "Thông báo lịch tiếp công dân tháng 12"),
+    _Plan(PROVINCE, f"{PROVINCE}/**:commune", "05", "CT-UBND", "Chỉ thị", "Về việc tăng cường phòng, chống thiên tai"),
+]
+REPORT = _Plan("000.01.01.H54", THAI_BINH_CITY, "12", "BC-UBND", "Báo cáo", "Báo cáo kết quả triển khai kế hoạch")
+
+
+def _answer_for(organ_id: str) -> list[str]:
+    """How far each receiver takes a document: a deterministic spread over the receipt codes."""
+    n = sum(ord(c) for c in organ_id) % 10
+    if organ_id == "000.03.01.H54":
+        return ["reject"]
+    return [["accept"], ["accept", "assign"], ["accept", "assign", "processing"], ["accept", "assign", "processing", "complete"],
+            []][n % 5]
+
+
+async def run_exchange_demo(out_dir: Path, *, amqp_url: str | None = None, echo: Callable[[str], None] = print) -> dict[str, dict[str, str]]:
+    """Send documents down the levels and a report up, over the embedded exchange or RabbitMQ.
+
+    Returns {DocumentId: {recipient: state}} as the senders' ledgers record it.
+    """
+    from vbdt.agency import Agency, InboxItem
+    from vbdt.ledger import SqliteLedger
+    from vbdt.pki import TestPki
+    from vbdt.transport import Transport
+
+    directory = Directory.load(example_directory_path())
+    issued = date.today()
+    senders = [p.sender for p in PLAN] + [REPORT.sender]
+    receivers = {str(a.organ_id) for p in PLAN for a in directory.select(p.to)} | {REPORT.to}
+    ids = sorted(set(senders) | receivers)
+    echo(f"7. Exchange over {'RabbitMQ at ' + _redact(amqp_url) if amqp_url else 'the embedded broker'}: "
+         f"{len(ids)} agencies of the four levels, each with its own key, broker user, inbox and ledger")
+    pki = TestPki.create([(o, directory.get(o).name) for o in ids], kind="ec")
+    pki_dir = out_dir / "pki"
+    pki.write(pki_dir)
+    echo(f"     TEST PKI (ECDSA P-256) in {pki_dir}; trust anchor {pki_dir / 'ca.pem'}")
+
+    connect: Callable[[str], Awaitable[Transport]]
+    if amqp_url:
+        from yarl import URL
+
+        from vbdt.amqp import AmqpTransport
+        from vbdt.broker import provision
+
+        url = URL(amqp_url)
+        urls = provision(ids, vhost="vbdt-demo", host=url.host or "127.0.0.1", port=url.port or 5672,
+                         admin=url.user or "guest", reset=True)
+        echo(f"     provisioned vhost vbdt-demo: {len(urls)} users, one quorum inbox each")
+
+        async def connect(organ_id: str) -> Transport:
+            return await AmqpTransport.connect(urls[organ_id], declare=False)
+    else:
+        from vbdt.memory import MemoryBroker
+
+        broker = MemoryBroker()
+
+        async def connect(organ_id: str) -> Transport:
+            return broker.connect(organ_id)
+
+    ledgers = out_dir / "ledgers"
+    if ledgers.exists():
+        for old in ledgers.glob("*.db*"):
+            old.unlink()
+    agencies: dict[str, Agency] = {}
+    for organ_id in ids:
+        agencies[organ_id] = Agency(
+            organ_id, transport=await connect(organ_id), ledger=SqliteLedger(ledgers / f"{organ_id}.db"),
+            key=pki.agencies[organ_id], trust=pki_dir / "ca.pem", directory=directory,
+            person=pki.signer, seal=pki.agencies[organ_id],
+        )
+        await agencies[organ_id].open()
+
+    received: dict[str, int] = {}
+
+    async def serve(agency: Agency) -> None:
+        async for item in agency.inbox():
+            received[agency.organ_id] = received.get(agency.organ_id, 0) + 1
+            await _handle(item, agency.organ_id)
+
+    async def _handle(item: InboxItem, organ_id: str) -> None:
+        for step in _answer_for(organ_id) if item.sender != REPORT.sender else ["accept", "complete"]:
+            if step == "reject":
+                await item.reject("Văn bản không thuộc thẩm quyền giải quyết của xã")
+            else:
+                await getattr(item, step)()
+
+    tasks = [asyncio.create_task(serve(a)) for a in agencies.values()]
+    sent: list[tuple[_Plan, str, int]] = []
+    try:
+        for plan in [*PLAN, REPORT]:
+            targets = [str(a.organ_id) for a in directory.select(plan.to)]
+            doc = compose(directory, plan.sender, targets, number=plan.number, notation=plan.notation,
+                          type_name=plan.type_name, subject=plan.subject, issued=issued)
+            result = await agencies[plan.sender].send(doc)
+            sent.append((plan, result.document_id, len(result.recipients)))
+            echo(f"     {directory.get(plan.sender).name} → {plan.to}: {plan.type_name} {doc.code} to "
+                 f"{len(result.recipients)} agencies (signed once: PDF by person + seal, envelope by the agency)")
+        expected = sum(n for _, _, n in sent)
+        deadline = asyncio.get_running_loop().time() + 60
+        while asyncio.get_running_loop().time() < deadline:
+            settled = sum(1 for plan, doc_id, _ in sent for d in agencies[plan.sender].status(doc_id)
+                          if d.state.value not in ("queued", "sent"))
+            if settled >= expected and sum(received.values()) >= expected:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # let the last receipts land
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for agency in agencies.values():
+            await agency.transport.close()
+
+    table: dict[str, dict[str, str]] = {}
+    echo("8. Delivery states, as each sender's ledger records them (receipts verified before they count):")
+    for plan, doc_id, _ in sent:
+        rows = agencies[plan.sender].status(doc_id)
+        table[doc_id] = {d.recipient: d.state.value for d in rows}
+        counts: dict[str, int] = {}
+        for d in rows:
+            counts[d.state.label] = counts.get(d.state.label, 0) + 1
+        echo(f"   {doc_id}  ({plan.type_name}, {len(rows)} recipients)")
+        for d in rows:
+            reason = f" — {d.reason}" if d.reason else ""
+            echo(f"     {d.recipient:<15} {directory.get(d.recipient).name[:38]:<38} {d.state.value:<11} {d.state.label}{reason}")
+    for agency in agencies.values():
+        agency.ledger.close()
+    total = sum(len(v) for v in table.values())
+    done = sum(1 for v in table.values() for s in v.values() if s not in ("queued", "sent"))
+    echo(f"9. {total} deliveries, {done} confirmed by a signed receipt; ledgers in {ledgers}")
+    return table
+
+
+def _redact(url: str) -> str:
+    from yarl import URL
+
+    parsed = URL(url)
+    return str(parsed.with_password("***")) if parsed.password else url
