@@ -152,6 +152,7 @@ class Agency:
         check_publisher: bool = True,
         staff: StaffInfo | None = None,
         prefetch: int = 32,
+        reconnect_attempts: int = 30,
         on_receipt: Callable[[StatusMessage], None] | None = None,
     ) -> None:
         self.organ_id = str(organ_id)
@@ -166,6 +167,7 @@ class Agency:
         self.check_publisher = check_publisher
         self.staff = staff
         self.prefetch = prefetch
+        self.reconnect_attempts = reconnect_attempts
         self.on_receipt = on_receipt
         load_certificates(self.trust)  # fail now, with a clear error, not at the first delivery
         self.me: Organization = directory.organization(self.organ_id)
@@ -310,15 +312,55 @@ class Agency:
 
     # -- receiving -------------------------------------------------------------------------
     async def inbox(self) -> AsyncIterator[InboxItem]:
-        """Received documents and recall requests, each once, verified; receipts update the ledger on the way."""
+        """Received documents and recall requests, each once, verified; receipts update the ledger on the way.
+
+        Survives broker outages: a delivery whose handling fails on the transport is left unacked
+        (the broker gives it again; the ledger recognises it), the consumer is reopened with a
+        growing pause, and the outbox is flushed each time it is and every few seconds while
+        anything is pending.
+        """
         for stored in self.ledger.unhanded():  # stored before a crash, never handed over
             item = self._item_from_store(stored.sender, stored.document_id, stored.kind, stored.body)
             self.ledger.mark_incoming(stored.sender, stored.document_id, stored.kind, handed=True)
             yield item
-        async for delivery in self.transport.consume(self.organ_id, prefetch=self.prefetch):
-            handed = await self.handle(delivery)
-            if handed is not None:
-                yield handed
+        flusher = asyncio.create_task(self._keep_flushing())
+        try:
+            async for item in self._consume_forever():
+                yield item
+        finally:
+            flusher.cancel()
+
+    async def _keep_flushing(self, every: float = 2.0) -> None:
+        """Publish what an outage left in the outbox (receipts included) as soon as the broker is back."""
+        while True:
+            await asyncio.sleep(every)
+            if self.ledger.pending():
+                try:
+                    await self.flush()
+                except TransportError as exc:
+                    log.warning("%s: outbox not flushed yet: %s", self.organ_id, exc)
+
+    async def _consume_forever(self) -> AsyncIterator[InboxItem]:
+        failures = 0
+        while True:
+            try:
+                await self.flush()
+                async for delivery in self.transport.consume(self.organ_id, prefetch=self.prefetch):
+                    failures = 0
+                    try:
+                        handed = await self.handle(delivery)
+                    except TransportError as exc:
+                        log.warning("%s: %s left for redelivery: %s", self.organ_id, delivery.message_id, exc)
+                        continue
+                    if handed is not None:
+                        yield handed
+                return  # the transport was closed
+            except TransportError as exc:
+                failures += 1
+                if failures > self.reconnect_attempts:
+                    raise
+                log.warning("%s: inbox interrupted (%s); retry %d", self.organ_id, exc, failures)
+                await asyncio.sleep(min(0.2 * 2**failures, 5.0))
 
     def _item_from_store(self, sender: str, document_id: str, kind: str, body: bytes) -> InboxItem:
         package = read(body)

@@ -36,6 +36,7 @@ __all__ = ["DEFAULT_URL", "AmqpTransport", "inbox_arguments"]
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 _IN_FLIGHT = 512  # confirms outstanding at once per transport
 _CONFIRM_TIMEOUT = 30.0
+_RECONNECT_WAIT = 60.0
 
 
 def inbox_arguments(delivery_limit: int = DELIVERY_LIMIT) -> dict[str, Any]:
@@ -187,6 +188,9 @@ class AmqpTransport(Transport):
 
     async def consume(self, organ_id: str, *, prefetch: int = 32) -> AsyncIterator[Delivery]:
         try:
+            # While the robust connection is reconnecting, a channel opened now would break its
+            # restore of the others: wait until it is connected again.
+            await asyncio.wait_for(self._connection.connected.wait(), _RECONNECT_WAIT)
             channel = await self._connection.channel(publisher_confirms=False)
             await channel.set_qos(prefetch_count=prefetch)
             queue = await channel.get_queue(inbox_queue(organ_id), ensure=False)  # no declare: needs no configure right
@@ -194,8 +198,16 @@ class AmqpTransport(Transport):
             await iterator.consume()
         except _MAPPED as exc:
             raise _explain(exc, f"consuming the inbox of {organ_id}") from None
+        # aio-pika's robust channel reopens after a reconnect, but its queue iterator does not
+        # resume (seen with RabbitMQ 3.10 restarted under a consumer): end this consumer with a
+        # TransportError when the channel closes; the caller opens a new one.
+        lost = asyncio.Event()
+        channel.close_callbacks.add(lambda *_: lost.set())
         try:
-            async for message in _mapped(iterator, organ_id):
+            while True:
+                message = await _next_or_lost(iterator, lost, organ_id)
+                if message is None:
+                    return
                 yield AmqpDelivery(self, message)
         finally:
             try:
@@ -225,10 +237,23 @@ class AmqpTransport(Transport):
             pass  # closing a dead connection is not an error
 
 
-async def _mapped(iterator: AsyncIterator[AbstractIncomingMessage], organ_id: str) -> AsyncIterator[AbstractIncomingMessage]:
+async def _next_or_lost(iterator: Any, lost: asyncio.Event, organ_id: str) -> AbstractIncomingMessage | None:
+    """The next message, ``None`` at the end, or a TransportError when the channel was lost first."""
+    if lost.is_set():
+        raise TransportError(f"consuming the inbox of {organ_id}: the connection to the broker was lost")
+    following = asyncio.ensure_future(iterator.__anext__())
+    watcher = asyncio.ensure_future(lost.wait())
     try:
-        async for message in iterator:
-            yield message
+        done, _ = await asyncio.wait({following, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if following not in done:
+        following.cancel()
+        raise TransportError(f"consuming the inbox of {organ_id}: the connection to the broker was lost")
+    try:
+        return following.result()  # type: ignore[no-any-return]
+    except StopAsyncIteration:
+        return None
     except _MAPPED as exc:
         raise _explain(exc, f"consuming the inbox of {organ_id}") from None
 

@@ -77,7 +77,7 @@ def definitions(organ_ids: Iterable[str], passwords: Mapping[str, str], *, vhost
 
 
 def apply_definitions(document: Mapping[str, Any], *, management_url: str | None = None, node: str | None = None,
-                      env: Mapping[str, str] | None = None) -> str:
+                      env: Mapping[str, str] | None = None, ctl: str | None = None) -> str:
     """Load a definitions document: through the management API when a URL is given, else rabbitmqctl."""
     if management_url:
         request = urllib.request.Request(
@@ -89,7 +89,7 @@ def apply_definitions(document: Mapping[str, Any], *, management_url: str | None
                 return f"management API answered {response.status}"
         except (urllib.error.URLError, OSError) as exc:
             raise TransportError(f"cannot load definitions through {management_url}: {exc}") from None
-    ctl = _rabbitmqctl()
+    ctl = ctl or _rabbitmqctl()
     # Through standard input: the file would have to be readable by the broker's own user.
     cmd = [ctl, *(["-n", node] if node else []), "import_definitions", "--format", "json"]
     try:
@@ -104,7 +104,7 @@ def apply_definitions(document: Mapping[str, Any], *, management_url: str | None
 
 
 def delete_vhost(vhost: str, *, management_url: str | None = None, node: str | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, ctl: str | None = None) -> None:
     """Remove a vhost and everything in it (a fresh start for demos and tests); absent is fine."""
     if management_url:
         request = urllib.request.Request(f"{management_url.rstrip('/')}/api/vhosts/{quote(vhost, safe='')}", method="DELETE")
@@ -116,7 +116,7 @@ def delete_vhost(vhost: str, *, management_url: str | None = None, node: str | N
         except (urllib.error.URLError, OSError) as exc:
             raise TransportError(f"cannot delete vhost {vhost}: {exc}") from None
         return
-    ctl = _rabbitmqctl()
+    ctl = ctl or _rabbitmqctl()
     subprocess.run([ctl, *(["-n", node] if node else []), "delete_vhost", vhost], capture_output=True, timeout=120,
                    env={**os.environ, **(env or {})}, check=False)
 
@@ -140,6 +140,7 @@ def provision(
     env: Mapping[str, str] | None = None,
     passwords: Mapping[str, str] | None = None,
     reset: bool = False,
+    ctl: str | None = None,
 ) -> dict[str, str]:
     """Create the vhost, topology and users; return each agency's AMQP URL (keep it secret).
 
@@ -149,7 +150,8 @@ def provision(
     if not ids:
         raise UsageError("no agencies to provision")
     if reset:
-        delete_vhost(vhost, management_url=management_url, node=node, env=env)
+        delete_vhost(vhost, management_url=management_url, node=node, env=env, ctl=ctl)
     secrets_by_id = {o: (passwords or {}).get(o) or secrets.token_urlsafe(18) for o in ids}
-    apply_definitions(definitions(ids, secrets_by_id, vhost=vhost, admin=admin), management_url=management_url, node=node, env=env)
+    apply_definitions(definitions(ids, secrets_by_id, vhost=vhost, admin=admin), management_url=management_url, node=node,
+                      env=env, ctl=ctl)
     return {o: f"amqp://{quote(o, safe='')}:{quote(secrets_by_id[o], safe='')}@{host}:{port}/{quote(vhost, safe='')}" for o in ids}

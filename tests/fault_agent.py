@@ -1,0 +1,75 @@
+"""An agency process that the fault tests kill at the worst moment (run as a script).
+
+    python fault_agent.py receive URL KEYS LEDGER ORGANID OUT [--crash-at N]
+        receive; append each document id handed over to OUT; with --crash-at N, die (os._exit)
+        when acknowledging the Nth document: stored and receipted, not yet acked
+    python fault_agent.py send URL KEYS LEDGER ORGANID TO NUMBER
+        send one document, dying right after the ledger recorded it and before publishing
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+from vbdt.agency import Agency
+from vbdt.amqp import AmqpTransport
+from vbdt.demo import compose
+from vbdt.directory import Directory
+from vbdt.keys import SigningKey
+from vbdt.ledger import SqliteLedger
+from vbdt.resources import example_directory_path
+
+
+async def agency(url: str, keys: Path, ledger: str, organ_id: str) -> Agency:
+    directory = Directory.load(example_directory_path())
+    key = SigningKey.from_pem(keys / f"{organ_id}.key.pem", keys / f"{organ_id}.cert.pem")
+    a = Agency(organ_id, transport=await AmqpTransport.connect(url, declare=False), ledger=SqliteLedger(ledger), key=key,
+               trust=keys / "ca.pem", directory=directory, pdf_policy="ignore")
+    await a.open()
+    return a
+
+
+async def receive(url: str, keys: Path, ledger: str, organ_id: str, out: str, crash_at: int | None) -> None:
+    a = await agency(url, keys, ledger, organ_id)
+    documents = 0
+    original = a._document
+
+    async def document(delivery, admitted):  # type: ignore[no-untyped-def]
+        nonlocal documents
+        documents += 1
+        if documents == crash_at:
+            async def die() -> None:
+                os._exit(9)
+            delivery.ack = die
+        return await original(delivery, admitted)
+
+    a._document = document  # type: ignore[method-assign]
+    with open(out, "a") as handed:
+        async for item in a.inbox():
+            handed.write(item.document_id + "\n")
+            handed.flush()
+
+
+async def send(url: str, keys: Path, ledger: str, organ_id: str, to: str, number: str) -> None:
+    a = await agency(url, keys, ledger, organ_id)
+
+    async def die(messages):  # type: ignore[no-untyped-def]
+        os._exit(9)
+
+    a.transport.publish_many = die  # type: ignore[method-assign]
+    doc = compose(a.directory, organ_id, [to], number=number, notation="UBND-VP", type_name="Công văn",
+                  subject="Gửi trước khi tiến trình bị dừng", issued=dt.date.today())
+    await a.send(doc)
+
+
+if __name__ == "__main__":
+    mode, url, keys, ledger, organ_id, *rest = sys.argv[1:]
+    if mode == "receive":
+        crash = int(rest[2]) if len(rest) > 2 and rest[1] == "--crash-at" else None
+        asyncio.run(receive(url, Path(keys), ledger, organ_id, rest[0], crash))
+    else:
+        asyncio.run(send(url, Path(keys), ledger, organ_id, rest[0], rest[1]))
