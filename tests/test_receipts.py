@@ -60,3 +60,10 @@ def test_any_order_of_progress_receipts_ends_at_the_furthest(codes: list[StatusC
             state = next_state(state, code)
     furthest = max([PROGRESS.index(next_state(S.SENT, c)) for c in codes], default=0)
     assert state is PROGRESS[furthest]
+
+
+def test_a_receipt_may_overtake_the_publish_confirm() -> None:
+    assert next_state(S.QUEUED, C.ARRIVED) is S.ARRIVED
+    assert next_state(S.QUEUED, C.REJECTED) is S.REJECTED
+    assert next_state(S.ARRIVED, Event.PUBLISHED) is S.ARRIVED  # the late confirm changes nothing
+    assert next_state(S.QUEUED, Event.PUBLISHED) is S.SENT

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from vbdt.codes import BusinessDocType, StatusCode
 from vbdt.directory import Directory
-from vbdt.errors import InvalidTransition, LedgerError, MessageRejected, TransportError, UsageError
+from vbdt.errors import InvalidTransition, MessageRejected, TransportError, UsageError
 from vbdt.keys import SigningKey, load_certificates
 from vbdt.ledger import Delivered, Ledger, OutboxEntry, Overdue, SentDocument
 from vbdt.model import (
@@ -231,6 +231,7 @@ class Agency:
             from vbdt.errors import Unroutable
 
             if isinstance(outcome.error, Unroutable):
+                log.warning("%s: %s unroutable: %s", self.organ_id, entry.message_id, outcome.error)
                 self.ledger.unroutable(entry.message_id, str(outcome.error))
                 unroutable[entry.recipient] = str(outcome.error)
             else:
@@ -343,17 +344,16 @@ class Agency:
     async def _consume_forever(self) -> AsyncIterator[InboxItem]:
         failures = 0
         while True:
+            ready: asyncio.Queue[InboxItem | BaseException | None] = asyncio.Queue()
+            feeder: asyncio.Task[None] | None = None
             try:
                 await self.flush()
-                async for delivery in self.transport.consume(self.organ_id, prefetch=self.prefetch):
+                feeder = asyncio.create_task(self._feed(ready))
+                while (item := await ready.get()) is not None:
+                    if isinstance(item, BaseException):
+                        raise item
                     failures = 0
-                    try:
-                        handed = await self.handle(delivery)
-                    except TransportError as exc:
-                        log.warning("%s: %s left for redelivery: %s", self.organ_id, delivery.message_id, exc)
-                        continue
-                    if handed is not None:
-                        yield handed
+                    yield item
                 return  # the transport was closed
             except TransportError as exc:
                 failures += 1
@@ -361,6 +361,43 @@ class Agency:
                     raise
                 log.warning("%s: inbox interrupted (%s); retry %d", self.organ_id, exc, failures)
                 await asyncio.sleep(min(0.2 * 2**failures, 5.0))
+            finally:
+                if feeder is not None:
+                    feeder.cancel()
+                    await asyncio.gather(feeder, return_exceptions=True)
+
+    async def _feed(self, ready: asyncio.Queue[InboxItem | BaseException | None]) -> None:
+        """Handle up to ``prefetch`` deliveries at once (verifying is CPU work, receipts wait for
+        confirms); what is to be handed over goes to ``ready``, in completion order."""
+        slots = asyncio.Semaphore(self.prefetch)
+        running: set[asyncio.Task[None]] = set()
+
+        async def one(delivery: Delivery) -> None:
+            try:
+                handed = await self.handle(delivery)
+                if handed is not None:
+                    await ready.put(handed)
+            except TransportError as exc:  # not acked: the broker gives it again, the ledger knows it
+                log.warning("%s: %s left for redelivery: %s", self.organ_id, delivery.message_id, exc)
+            except Exception as exc:  # the ledger failing, or a bug: stop and tell the application (not acked)
+                log.exception("%s: %s failed", self.organ_id, delivery.message_id)
+                await ready.put(exc)
+            finally:
+                slots.release()
+
+        try:
+            async for delivery in self.transport.consume(self.organ_id, prefetch=self.prefetch):
+                await slots.acquire()
+                task = asyncio.create_task(one(delivery))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            await asyncio.gather(*running, return_exceptions=True)
+            await ready.put(None)
+        except TransportError as exc:
+            await ready.put(exc)
+        finally:
+            for task in running:
+                task.cancel()
 
     def _item_from_store(self, sender: str, document_id: str, kind: str, body: bytes) -> InboxItem:
         package = read(body)
@@ -382,22 +419,19 @@ class Agency:
 
     async def _document(self, delivery: Delivery, admitted: Admitted) -> InboxItem | None:
         kind = "document"
-        self.ledger.store_incoming(admitted.sender, admitted.document_id, kind, delivery.message_id, delivery.body)
-        stored = self.ledger.incoming(admitted.sender, admitted.document_id, kind)
-        if stored is None:
-            raise LedgerError(f"{admitted.document_id} from {admitted.sender} was stored but cannot be read back")
+        sender, document_id = admitted.sender, admitted.document_id
+        self.ledger.store_incoming(sender, document_id, kind, delivery.message_id, delivery.body)
         package = admitted.package
         assert isinstance(package, Document)
-        if not stored.receipt_sent:
-            about = ResponseFor(organ_id=admitted.sender, code=package.code, promulgation_date=package.promulgation.date,
-                                document_id=admitted.document_id)
-            await self._report(admitted.sender, about, StatusCode.ARRIVED)
-            self.ledger.mark_incoming(admitted.sender, admitted.document_id, kind, receipt_sent=True, state=StatusCode.ARRIVED.value)
+        if not self.ledger.receipt_sent(sender, document_id, kind):
+            about = ResponseFor(organ_id=sender, code=package.code, promulgation_date=package.promulgation.date,
+                                document_id=document_id)
+            await self._report(sender, about, StatusCode.ARRIVED)  # in the outbox first: retried if the broker is away
+            self.ledger.mark_incoming(sender, document_id, kind, receipt_sent=True, state=StatusCode.ARRIVED.value)
         await delivery.ack()
-        if stored.handed:
+        if not self.ledger.claim_handover(sender, document_id, kind):
             return None  # a redelivery of what the application already has
-        self.ledger.mark_incoming(admitted.sender, admitted.document_id, kind, handed=True)
-        return _item(self, package, admitted.sender, admitted.document_id, kind)
+        return _item(self, package, sender, document_id, kind)
 
     async def _receipt(self, delivery: Delivery, admitted: Admitted) -> InboxItem | None:
         status = admitted.package
@@ -406,11 +440,9 @@ class Agency:
             kind = "recall"
             key = f"recall:{status.timestamp:%Y%m%d%H%M%S}"
             self.ledger.store_incoming(admitted.sender, admitted.document_id, key, delivery.message_id, delivery.body)
-            stored = self.ledger.incoming(admitted.sender, admitted.document_id, key)
             await delivery.ack()
-            if stored is None or stored.handed:
+            if not self.ledger.claim_handover(admitted.sender, admitted.document_id, key):
                 return None
-            self.ledger.mark_incoming(admitted.sender, admitted.document_id, key, handed=True)
             return InboxItem(self, status, admitted.sender, admitted.document_id, kind, stored_as=key)
         receipt_key = f"{admitted.sender}|{admitted.document_id}|{status.status_code.value}|{status.timestamp.isoformat()}"
         try:

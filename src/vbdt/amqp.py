@@ -10,7 +10,7 @@ Topology (declared idempotently by :func:`AmqpTransport.declare_topology`, by th
 - ``vbdt.dlx`` (fanout) → ``vbdt.dead`` (quorum): what could not be processed, with the reason in
   the ``x-vbdt-reason`` header (or RabbitMQ's own ``x-death`` for the delivery limit).
 
-Publishing uses publisher confirms and the mandatory flag on a robust (reconnecting) connection;
+Publishing uses publisher confirms and the mandatory flag on a reconnecting connection;
 messages are persistent and carry ``user_id``, which RabbitMQ checks against the authenticated
 user, so the receiver learns who really published. Consumers use manual acks and a prefetch.
 """
@@ -18,13 +18,15 @@ user, so the receiver learns who really published. Consumers use manual acks and
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aio_pika
 import aiormq
 from aio_pika import exceptions as amqp_errors
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractIncomingMessage
 from yarl import URL
 
 from vbdt.errors import TransportError, Unroutable
@@ -33,10 +35,13 @@ from vbdt.transport import DELIVERY_LIMIT, Delivery, Outgoing, PublishOutcome, T
 
 __all__ = ["DEFAULT_URL", "AmqpTransport", "inbox_arguments"]
 
+log = logging.getLogger("vbdt.amqp")
+
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 _IN_FLIGHT = 512  # confirms outstanding at once per transport
 _CONFIRM_TIMEOUT = 30.0
 _RECONNECT_WAIT = 60.0
+_SETTLE_TIMEOUT = 10.0
 
 
 def inbox_arguments(delivery_limit: int = DELIVERY_LIMIT) -> dict[str, Any]:
@@ -78,17 +83,29 @@ class AmqpDelivery(Delivery):
         self.user_id = message.user_id
         self.redelivered = bool(message.redelivered)
 
-    async def ack(self) -> None:
+    async def _settle(self, what: str, requeue: bool | None = None) -> None:
+        # A delivery tag belongs to the channel it came on: once that channel is gone (the broker
+        # restarted), the broker gives the message again and this settle must fail fast, not hang.
         try:
-            await self._message.ack()
+            closed = self._message.channel.is_closed
+        except _MAPPED:  # aio-pika raises instead of answering when the channel is gone
+            closed = True
+        if closed:
+            raise TransportError(f"{what}: the channel of this delivery is closed; the broker will deliver it again")
+        try:
+            async with asyncio.timeout(_SETTLE_TIMEOUT):
+                if requeue is None:
+                    await self._message.ack()
+                else:
+                    await self._message.nack(requeue=requeue)
         except _MAPPED as exc:
-            raise _explain(exc, "ack") from None
+            raise _explain(exc, what) from None
+
+    async def ack(self) -> None:
+        await self._settle("ack")
 
     async def nack(self, *, requeue: bool = True) -> None:
-        try:
-            await self._message.nack(requeue=requeue)
-        except _MAPPED as exc:
-            raise _explain(exc, "nack") from None
+        await self._settle("nack", requeue)
 
     async def dead_letter(self, reason: str) -> None:
         # The broker's own dead-lettering keeps no reason of ours: publish a copy with the reason
@@ -98,57 +115,109 @@ class AmqpDelivery(Delivery):
         await self.ack()
 
 
+async def _open(url: str, user: str, timeout: float) -> tuple[AbstractConnection, AbstractChannel]:
+    connection = await aio_pika.connect(url, timeout=timeout, client_properties={"connection_name": f"vbdt {user}"})
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    return connection, channel
+
+
+def _redacted(url: str) -> str:
+    parsed = URL(url)
+    return str(parsed.with_password("***")) if parsed.password else url
+
+
 def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 class AmqpTransport(Transport):
-    """A robust connection to RabbitMQ as one user. Build it with :meth:`connect`."""
+    """A connection to RabbitMQ as one user, reconnecting by itself. Build it with :meth:`connect`.
 
-    def __init__(self, connection: AbstractRobustConnection, channel: AbstractChannel, user: str, *, declare: bool) -> None:
+    Reconnection is ours, not aio-pika's robust connection: after a broker restart its restored
+    channels sometimes never became ready again and its queue iterators did not resume (RabbitMQ
+    3.10, aio-pika 10). Here every operation takes the live channel, or opens a new connection
+    and channel first (backing off up to a minute), and a consumer ends with a TransportError
+    when its channel goes so that its caller opens a new one.
+    """
+
+    def __init__(self, url: str, connection: AbstractConnection, channel: AbstractChannel, user: str, *, declare: bool) -> None:
+        self._url = url
         self._connection = connection
         self._channel = channel
         self.user = user
         self._declare = declare
         self._exchanges: dict[str, AbstractExchange] = {}
         self._in_flight = asyncio.Semaphore(_IN_FLIGHT)
+        self._reconnecting = asyncio.Lock()
+        self._closed = False
 
     @classmethod
     async def connect(cls, url: str = DEFAULT_URL, *, declare: bool = True, timeout: float = 10.0) -> AmqpTransport:
-        """Connect (reconnecting by itself afterwards). ``declare=False`` for agency users that may
-        not configure the broker: the topology must then exist (``vbdt broker provision``)."""
+        """Connect now (failing at once with the reason). ``declare=False`` for agency users that
+        may not configure the broker: the topology must then exist (``vbdt broker provision``)."""
         user = URL(url).user or "guest"
-        where = URL(url).with_password("***") if URL(url).password else URL(url)
         try:
-            connection = await aio_pika.connect_robust(url, timeout=timeout, client_properties={"connection_name": f"vbdt {user}"})
-            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-            transport = cls(connection, channel, user, declare=declare)
+            connection, channel = await _open(url, user, timeout)
+            transport = cls(url, connection, channel, user, declare=declare)
             if declare:
                 await transport.declare_topology()
             return transport
         except _MAPPED as exc:
-            raise _explain(exc, f"connecting to {where}") from None
+            raise _explain(exc, f"connecting to {_redacted(url)}") from None
+
+    async def _live(self) -> AbstractChannel:
+        """The publishing channel, reconnecting first if the connection or channel was lost."""
+        if self._closed:
+            raise TransportError("the connection is closed")
+        if not self._connection.is_closed and not self._channel.is_closed:
+            return self._channel
+        async with self._reconnecting:
+            if self._connection.is_closed or self._channel.is_closed:
+                await self._reconnect()
+            return self._channel
+
+    async def _reconnect(self) -> None:
+        deadline = asyncio.get_running_loop().time() + _RECONNECT_WAIT
+        attempt = 0
+        while True:
+            try:
+                # A fresh connection every time: aio-pika may still call a dead one open.
+                with contextlib.suppress(*_MAPPED):
+                    await self._connection.close()
+                self._connection, self._channel = await _open(self._url, self.user, 10.0)
+                self._exchanges.clear()
+                return
+            except (amqp_errors.ProbableAuthenticationError, aiormq.exceptions.ProbableAuthenticationError) as exc:
+                raise _explain(exc, f"reconnecting to {_redacted(self._url)}") from None
+            except _MAPPED as exc:
+                attempt += 1
+                log.warning("reconnecting to %s (attempt %d): %s", _redacted(self._url), attempt, _explain(exc, "connect"))
+                if asyncio.get_running_loop().time() > deadline:
+                    raise _explain(exc, f"reconnecting to {_redacted(self._url)}") from None
+                await asyncio.sleep(min(0.25 * 2**attempt, 5.0))
 
     async def declare_topology(self) -> None:
         """The exchanges and the dead-letter queue (idempotent)."""
         try:
-            await self._channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
-            dlx = await self._channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True)
-            dead = await self._channel.declare_queue(DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+            channel = await self._live()
+            await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+            dlx = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True)
+            dead = await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
             await dead.bind(dlx, routing_key="")
         except _MAPPED as exc:
             raise _explain(exc, "declaring the vbdt topology") from None
 
     async def _exchange(self, name: str) -> AbstractExchange:
+        channel = await self._live()
         if name not in self._exchanges:
-            self._exchanges[name] = await self._channel.get_exchange(name, ensure=False)
+            self._exchanges[name] = await channel.get_exchange(name, ensure=False)
         return self._exchanges[name]
 
     async def declare_inbox(self, organ_id: str) -> None:
         name = inbox_queue(organ_id)
         try:
             if self._declare:
-                queue = await self._channel.declare_queue(name, durable=True, arguments=inbox_arguments())
+                queue = await (await self._live()).declare_queue(name, durable=True, arguments=inbox_arguments())
                 await queue.bind(await self._exchange(EXCHANGE), routing_key=routing_key(organ_id))
             # else: an agency user may configure nothing; ``vbdt broker provision`` made the inbox
         except _MAPPED as exc:
@@ -188,9 +257,7 @@ class AmqpTransport(Transport):
 
     async def consume(self, organ_id: str, *, prefetch: int = 32) -> AsyncIterator[Delivery]:
         try:
-            # While the robust connection is reconnecting, a channel opened now would break its
-            # restore of the others: wait until it is connected again.
-            await asyncio.wait_for(self._connection.connected.wait(), _RECONNECT_WAIT)
+            await self._live()  # reconnects if needed
             channel = await self._connection.channel(publisher_confirms=False)
             await channel.set_qos(prefetch_count=prefetch)
             queue = await channel.get_queue(inbox_queue(organ_id), ensure=False)  # no declare: needs no configure right
@@ -198,11 +265,15 @@ class AmqpTransport(Transport):
             await iterator.consume()
         except _MAPPED as exc:
             raise _explain(exc, f"consuming the inbox of {organ_id}") from None
-        # aio-pika's robust channel reopens after a reconnect, but its queue iterator does not
-        # resume (seen with RabbitMQ 3.10 restarted under a consumer): end this consumer with a
-        # TransportError when the channel closes; the caller opens a new one.
+        # When the channel goes, end this consumer with a TransportError; the caller opens a new one.
         lost = asyncio.Event()
-        channel.close_callbacks.add(lambda *_: lost.set())
+        connection = self._connection
+
+        def on_lost(*_: object) -> None:
+            lost.set()
+
+        channel.close_callbacks.add(on_lost)
+        connection.close_callbacks.add(on_lost)
         try:
             while True:
                 message = await _next_or_lost(iterator, lost, organ_id)
@@ -210,6 +281,7 @@ class AmqpTransport(Transport):
                     return
                 yield AmqpDelivery(self, message)
         finally:
+            connection.close_callbacks.discard(on_lost)
             try:
                 await iterator.close()
                 await channel.close()
@@ -219,7 +291,7 @@ class AmqpTransport(Transport):
     async def dead_letters(self) -> list[tuple[bytes, dict[str, str]]]:
         out: list[tuple[bytes, dict[str, str]]] = []
         try:
-            queue = await self._channel.get_queue(DEAD_LETTER_QUEUE, ensure=False)
+            queue = await (await self._live()).get_queue(DEAD_LETTER_QUEUE, ensure=False)
             while (message := await queue.get(no_ack=False, fail=False)) is not None:
                 headers = {str(k): _text(v) for k, v in (message.headers or {}).items() if k != "x-death"}
                 if HEADER_REASON not in headers:
@@ -231,6 +303,7 @@ class AmqpTransport(Transport):
         return out
 
     async def close(self) -> None:
+        self._closed = True
         try:
             await self._connection.close()
         except _MAPPED:

@@ -161,6 +161,14 @@ class Ledger(abc.ABC):
         """Record that the receipt was sent, that the application has it, or what was last reported."""
 
     @abc.abstractmethod
+    def receipt_sent(self, sender: str, document_id: str, kind: str) -> bool:
+        """Whether the arrival receipt of a stored package was sent (cheap: no body read)."""
+
+    @abc.abstractmethod
+    def claim_handover(self, sender: str, document_id: str, kind: str) -> bool:
+        """Atomically mark a stored package as handed to the application; False if it already was."""
+
+    @abc.abstractmethod
     def unhanded(self) -> list[Incoming]:
         """Received and stored, but not yet given to the application (a crash in between)."""
 
@@ -405,6 +413,17 @@ class SqliteLedger(Ledger):
                 "state = COALESCE(?, state) WHERE sender = ? AND document_id = ? AND kind = ?",
                 (receipt_sent, handed, state, sender, document_id, kind),
             )
+
+    def receipt_sent(self, sender: str, document_id: str, kind: str) -> bool:
+        rows = self._query("SELECT receipt_sent FROM incoming WHERE sender = ? AND document_id = ? AND kind = ?",
+                           (sender, document_id, kind))
+        return bool(rows and rows[0][0])
+
+    def claim_handover(self, sender: str, document_id: str, kind: str) -> bool:
+        with self._tx() as db:
+            cursor = db.execute("UPDATE incoming SET handed = 1 WHERE sender = ? AND document_id = ? AND kind = ? AND handed = 0",
+                                (sender, document_id, kind))
+            return cursor.rowcount == 1
 
     def unhanded(self) -> list[Incoming]:
         return self._incoming_rows("i.handed = 0", ())

@@ -161,7 +161,9 @@ class MemoryTransport(Transport):
                 mine = {d for d in mine if not d._settled}
                 if not queue.ready or len(mine) >= prefetch:
                     queue.changed.clear()
-                    await _wait(queue.changed, 0.05)  # also wakes on acks (prefetch) and close
+                    # Woken by a publish, an ack (a free prefetch slot) or close(). No wait_for with
+                    # a timeout here: on Python 3.11 it can swallow a cancellation (gh-86296).
+                    await queue.changed.wait()
                     continue
                 message = queue.ready.popleft()
                 message.deliveries += 1
@@ -182,14 +184,8 @@ class MemoryTransport(Transport):
 
     async def close(self) -> None:
         self._closed = True
+        for queue in self._broker._queues.values():
+            queue.changed.set()  # wake this transport's consumers so they see it closed
         for delivery in list(self._unacked):
             delivery._return()
         self._unacked.clear()
-
-
-async def _wait(event: asyncio.Event, timeout: float) -> None:
-    try:
-        await asyncio.wait_for(event.wait(), timeout)
-    except TimeoutError:
-        pass
-

@@ -13,7 +13,8 @@ answers; nothing else decides a transition.
                                                               └──16──▶ the state it was in before
 
 A receipt that repeats the current state is accepted and changes nothing (receipts can be
-redelivered). A receipt that would move backwards (an 01 after an 03) is stale: the ledger keeps
+redelivered). A receipt may overtake the broker's confirm: QUEUED takes receipts as SENT does, and
+the late confirm changes nothing. A receipt that would move backwards (an 01 after an 03) is stale: the ledger keeps
 it as history but the state stays. Anything else is an :class:`~vbdt.errors.InvalidTransition`.
 """
 
@@ -113,6 +114,15 @@ def _table() -> dict[tuple[DeliveryState, StatusCode | Event], DeliveryState]:
             table[(state, StatusCode.RECALL_REQUESTED)] = DeliveryState.RECALL_REQUESTED
     # A rejection can still come while a recall is pending (the recipient refused the document).
     table[(DeliveryState.RECALL_REQUESTED, StatusCode.REJECTED)] = DeliveryState.REJECTED
+    # A receipt can overtake the broker's confirm (one send to many recipients is confirmed as a
+    # whole): it proves the publish, so QUEUED takes receipts as SENT does, and the confirm that
+    # follows changes nothing.
+    for (state, event), target in list(table.items()):
+        if state is DeliveryState.SENT and isinstance(event, StatusCode):
+            table[(DeliveryState.QUEUED, event)] = target
+    for state in DeliveryState:
+        if state is not DeliveryState.QUEUED:
+            table.setdefault((state, Event.PUBLISHED), state)
     return table
 
 

@@ -1,0 +1,164 @@
+"""End-to-end exchange throughput and latency over the local RabbitMQ, against raw baselines.
+
+    python benchmarks/bench_exchange.py [--documents 300] [--url amqp://guest:guest@127.0.0.1:5672/]
+
+vbdt: an agency sends signed documents to another agency, ``--concurrency`` sends in flight; the receiver's
+pipeline parses, validates, verifies (signature and sender), de-duplicates, stores, and sends a
+signed 01 back; the sender verifies the receipt and updates its ledger. Measured from the first
+send until every delivery is ``arrived`` in the sender's ledger; latency per document is from
+its send to its 01 being applied.
+
+Baselines, measured in the same run: raw aio-pika publishing (confirms, persistent) and consuming
+(manual ack) the same document bytes and the same receipt bytes, and ``openssl speed rsa2048`` for
+the two signatures and two verifications each document costs. Their combined cost per document
+gives the throughput "the baselines allow together"; the target (issue 4) is >= 60% of it.
+Prints one JSON object. Needs rabbitmqctl on this host (a vhost is provisioned and deleted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+import aio_pika
+from _inputs import ROOT  # noqa: F401 - puts src/ on the path
+from bench_sign_verify import openssl_speed
+
+from vbdt.agency import Agency
+from vbdt.amqp import AmqpTransport
+from vbdt.broker import delete_vhost, provision
+from vbdt.codes import StatusCode
+from vbdt.demo import compose
+from vbdt.directory import Directory
+from vbdt.ledger import SqliteLedger
+from vbdt.model import StatusMessage
+from vbdt.pki import TestPki
+from vbdt.resources import example_directory_path
+
+H14, C1 = "000.00.00.H14", "000.00.01.H14"
+
+
+async def raw_amqp(url: str, body: bytes, n: int) -> float:
+    """Seconds per message for raw aio-pika: publish n (confirms, concurrent) then consume n (acks)."""
+    connection = await aio_pika.connect_robust(url)
+    channel = await connection.channel(publisher_confirms=True)
+    queue = await channel.declare_queue(f"bench-{uuid.uuid4().hex[:6]}", durable=True, arguments={"x-queue-type": "quorum"})
+    consumer = await connection.channel()
+    await consumer.set_qos(prefetch_count=32)
+    cq = await consumer.get_queue(queue.name, ensure=False)
+    start = time.perf_counter()
+    await asyncio.gather(*(channel.default_exchange.publish(aio_pika.Message(body, delivery_mode=2), queue.name) for _ in range(n)))
+    got = 0
+    async with cq.iterator() as it:
+        async for message in it:
+            await message.ack()
+            got += 1
+            if got == n:
+                break
+    elapsed = time.perf_counter() - start
+    await queue.delete(if_unused=False, if_empty=False)
+    await connection.close()
+    return elapsed / n
+
+
+async def run(url: str, n: int, tmp: Path, concurrency: int = 16) -> dict[str, object]:
+    directory = Directory.load(example_directory_path())
+    pki = TestPki.create([(H14, "UBND Tinh Cao Bang"), (C1, "UBND Phuong Thuc Phan")])
+    pki.write(tmp / "pki")
+    vhost = f"vbdt-bench-{uuid.uuid4().hex[:6]}"
+    from yarl import URL
+
+    parsed = URL(url)
+    urls = provision([H14, C1], vhost=vhost, host=parsed.host or "127.0.0.1", port=parsed.port or 5672)
+    applied: dict[str, float] = {}
+
+    def on_receipt(status: StatusMessage) -> None:
+        if status.status_code is StatusCode.ARRIVED and status.response_for.document_id:
+            applied[status.response_for.document_id] = time.perf_counter()
+
+    async def agency(organ_id: str) -> Agency:
+        a = Agency(organ_id, transport=await AmqpTransport.connect(urls[organ_id], declare=False),
+                   ledger=SqliteLedger(tmp / f"{organ_id}.db"), key=pki.agencies[organ_id], trust=tmp / "pki" / "ca.pem",
+                   directory=directory, pdf_policy="ignore", on_receipt=on_receipt)
+        await a.open()
+        return a
+
+    sender, receiver = await agency(H14), await agency(C1)
+
+    async def pump(a: Agency) -> None:
+        async for _ in a.inbox():
+            pass
+
+    tasks = [asyncio.create_task(pump(sender)), asyncio.create_task(pump(receiver))]
+    documents = [compose(directory, H14, [C1], number=str(i), notation="UBND-VP", type_name="Công văn",
+                         subject=f"Văn bản đo hiệu năng số {i}", issued=date.today()) for i in range(1, n + 1)]
+    sent_at: dict[str, float] = {}
+    window = asyncio.Semaphore(concurrency)
+
+    async def send(doc):  # type: ignore[no-untyped-def]
+        async with window:
+            sent_at[str(doc.document_id)] = time.perf_counter()
+            await sender.send(doc)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(send(doc) for doc in documents))
+    while len(applied) < n:
+        await asyncio.sleep(0.005)
+    elapsed = time.perf_counter() - start
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    sample_doc = sender.ledger.pending() or None
+    assert sample_doc is None
+    doc_bytes = sender.ledger._query("SELECT b.body FROM outbox o JOIN bodies b USING (digest) WHERE o.kind='document' LIMIT 1")[0][0]
+    receipt_bytes = receiver.ledger._query("SELECT b.body FROM outbox o JOIN bodies b USING (digest) WHERE o.kind='status' LIMIT 1")[0][0]
+    await sender.transport.close()
+    await receiver.transport.close()
+    latencies = sorted((applied[d] - sent_at[d]) * 1000 for d in sent_at)
+    raw_doc = await raw_amqp(f"{url.rstrip('/')}/{vhost}", bytes(doc_bytes), n)  # type: ignore[arg-type]
+    raw_receipt = await raw_amqp(f"{url.rstrip('/')}/{vhost}", bytes(receipt_bytes), n)  # type: ignore[arg-type]
+    delete_vhost(vhost)
+    rsa = openssl_speed() or {"rsa2048_sign_ms": 0.0, "rsa2048_verify_ms": 0.0}
+    baseline_ms = (raw_doc + raw_receipt) * 1000 + 2 * (rsa["rsa2048_sign_ms"] + rsa["rsa2048_verify_ms"])
+    ours_ms = elapsed * 1000 / n
+    return {
+        "documents": n,
+        "sends_in_flight": concurrency,
+        "document_bytes": len(doc_bytes),  # type: ignore[arg-type]
+        "receipt_bytes": len(receipt_bytes),  # type: ignore[arg-type]
+        "vbdt_docs_per_s": round(n / elapsed, 1),
+        "vbdt_ms_per_doc": round(ours_ms, 3),
+        "latency_ms": {"p50": round(statistics.median(latencies), 2), "p99": round(latencies[int(0.99 * (n - 1))], 2)},
+        "baseline": {"raw_aiopika_doc_ms": round(raw_doc * 1000, 3), "raw_aiopika_receipt_ms": round(raw_receipt * 1000, 3),
+                     "openssl": rsa, "ms_per_doc": round(baseline_ms, 3), "docs_per_s": round(1000 / baseline_ms, 1)},
+        "fraction_of_baseline": round(baseline_ms / ours_ms, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--documents", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=16, help="Sends in flight at once.")
+    parser.add_argument("--url", default=os.environ.get("VBDT_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = asyncio.run(run(args.url, args.documents, Path(tmp), args.concurrency))
+    print(json.dumps({
+        "benchmark": "end-to-end exchange over RabbitMQ vs raw aio-pika + openssl speed",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "target": {"fraction_of_baseline": 0.6},
+        **result,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
