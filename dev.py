@@ -115,6 +115,8 @@ def main(argv: list[str]) -> int:
         return run(BIN / "vbdt", "demo", *rest, check=False, cwd=ROOT)
     ensure_venv("test")
     if command == "bench":
+        ensure_system_tools()
+        ensure_broker()  # the exchange benchmark runs over the local RabbitMQ
         code = 0
         for bench in sorted((ROOT / "benchmarks").glob("bench_*.py")):
             log(f"running {bench.name}")
