@@ -130,11 +130,14 @@ async def test_receiver_killed_before_it_acknowledged(shared_vhost, exchange_pki
     handed = tmp_path / "handed.txt"
     common = [shared_vhost[C1], str(folder), str(tmp_path / "c1.db"), C1, str(handed)]
     first = _agent("receive", *common, "--crash-at", "7")
-    assert await asyncio.to_thread(first.wait, 60) == 9  # died acking the 7th document
+    assert await asyncio.to_thread(first.wait, 60) == 9, first.stderr.read()[-2000:]  # type: ignore[union-attr]  # died acking the 7th
     second = _agent("receive", *common)
     ids = {str(d.document_id) for d in documents}
-    await _until(lambda: handed.exists() and set(handed.read_text().split("\n")) - {""} == ids, 60, "all handed")
-    second.kill()
+    try:
+        await _until(lambda: handed.exists() and set(handed.read_text().split("\n")) - {""} == ids, 60, "all handed")
+    finally:
+        second.kill()
+        print(second.stderr.read()[-3000:])  # type: ignore[union-attr]
     lines = [line for line in handed.read_text().splitlines() if line]
     assert sorted(lines) == sorted(ids)  # each exactly once: the 7th was stored before the crash, not handed twice
 
@@ -153,7 +156,7 @@ async def test_sender_killed_between_ledger_and_publish(shared_vhost, exchange_p
     pki, folder = exchange_pki
     ledger = tmp_path / "h14.db"
     crashed = _agent("send", shared_vhost[H14], str(folder), str(ledger), H14, C1, "777")
-    assert await asyncio.to_thread(crashed.wait, 60) == 9
+    assert await asyncio.to_thread(crashed.wait, 60) == 9, crashed.stderr.read()[-2000:]  # type: ignore[union-attr]
     assert [e.recipient for e in SqliteLedger(ledger).pending()] == [C1]  # recorded, never published
     receiver = await _agency(shared_vhost[C1], C1, pki, folder, example_directory, tmp_path / "c1.db")
     sender = await _agency(shared_vhost[H14], H14, pki, folder, example_directory, ledger)  # restart: open() flushes

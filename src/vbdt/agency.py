@@ -322,8 +322,8 @@ class Agency:
         """
         for stored in self.ledger.unhanded():  # stored before a crash, never handed over
             item = self._item_from_store(stored.sender, stored.document_id, stored.kind, stored.body)
-            self.ledger.mark_incoming(stored.sender, stored.document_id, stored.kind, handed=True)
-            yield item
+            if self.ledger.claim_handover(stored.sender, stored.document_id, stored.kind):
+                yield item
         flusher = asyncio.create_task(self._keep_flushing())
         try:
             async for item in self._consume_forever():
@@ -353,7 +353,11 @@ class Agency:
                     if isinstance(item, BaseException):
                         raise item
                     failures = 0
-                    yield item
+                    # Claimed here, in the application's own task, with no await before it gets
+                    # the item: a crash elsewhere cannot fall between the claim and the hand-over.
+                    # A redelivery of something already handed over fails the claim.
+                    if self.ledger.claim_handover(item.sender, item.document_id, item._stored_as):
+                        yield item
                 return  # the transport was closed
             except TransportError as exc:
                 failures += 1
@@ -429,9 +433,7 @@ class Agency:
             await self._report(sender, about, StatusCode.ARRIVED)  # in the outbox first: retried if the broker is away
             self.ledger.mark_incoming(sender, document_id, kind, receipt_sent=True, state=StatusCode.ARRIVED.value)
         await delivery.ack()
-        if not self.ledger.claim_handover(sender, document_id, kind):
-            return None  # a redelivery of what the application already has
-        return _item(self, package, sender, document_id, kind)
+        return _item(self, package, sender, document_id, kind)  # claimed when yielded (see _consume_forever)
 
     async def _receipt(self, delivery: Delivery, admitted: Admitted) -> InboxItem | None:
         status = admitted.package
@@ -441,8 +443,6 @@ class Agency:
             key = f"recall:{status.timestamp:%Y%m%d%H%M%S}"
             self.ledger.store_incoming(admitted.sender, admitted.document_id, key, delivery.message_id, delivery.body)
             await delivery.ack()
-            if not self.ledger.claim_handover(admitted.sender, admitted.document_id, key):
-                return None
             return InboxItem(self, status, admitted.sender, admitted.document_id, kind, stored_as=key)
         receipt_key = f"{admitted.sender}|{admitted.document_id}|{status.status_code.value}|{status.timestamp.isoformat()}"
         try:

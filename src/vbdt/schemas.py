@@ -6,7 +6,7 @@ The schemas live in ``schemas/`` at the top of the source tree and are shipped i
 
 from __future__ import annotations
 
-import functools
+import threading
 from enum import StrEnum
 from pathlib import Path
 
@@ -32,13 +32,27 @@ def schema_dir() -> Path:
     return shipped_dir("schemas")
 
 
-@functools.cache
+_compiling = threading.Lock()
+_per_thread = threading.local()
+
+
 def schema(kind: SchemaKind) -> etree.XMLSchema:
-    """The compiled schema, compiled once per process."""
-    path = schema_dir() / kind.value
-    # The schema files are ours, but parse them with the same refusal of network access.
-    parser = etree.XMLParser(no_network=True, resolve_entities=False)
-    return etree.XMLSchema(etree.parse(str(path), parser))
+    """The compiled schema, compiled once per thread.
+
+    A validator keeps its error log on itself, so one object validating in two threads at once
+    mixes their errors; and compiling the same schema in two threads at once failed ("Document is
+    not valid XML Schema") when the receiving pipeline ran on several worker threads.
+    """
+    cache: dict[SchemaKind, etree.XMLSchema] | None = getattr(_per_thread, "schemas", None)
+    if cache is None:
+        cache = _per_thread.schemas = {}
+    if kind not in cache:
+        path = schema_dir() / kind.value
+        # The schema files are ours, but parse them with the same refusal of network access.
+        parser = etree.XMLParser(no_network=True, resolve_entities=False)
+        with _compiling:
+            cache[kind] = etree.XMLSchema(etree.parse(str(path), parser))
+    return cache[kind]
 
 
 def schema_findings(tree: etree._ElementTree, kind: SchemaKind) -> list[Finding]:
