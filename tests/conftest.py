@@ -188,3 +188,25 @@ async def network(request: pytest.FixtureRequest, exchange_pki, example_director
     await admin.close()  # type: ignore[attr-defined]
     if vhost:
         subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, check=False)
+
+
+async def drain_dead_letters(admin, n: int, timeout: float = 15.0) -> list[tuple[bytes, dict[str, str]]]:  # type: ignore[no-untyped-def]
+    """Collect dead letters from the operator's transport until there are ``n`` (or fail)."""
+    dead: list[tuple[bytes, dict[str, str]]] = []
+    for _ in range(int(timeout / 0.05)):
+        dead.extend(await admin.dead_letters())
+        if len(dead) >= n:
+            return dead
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{len(dead)} dead letters, expected {n}")
+
+
+@pytest.fixture(scope="module")
+def h14_pki(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A test PKI for UBND Tỉnh Cao Bằng and a signing person, written to a folder."""
+    from vbdt.pki import TestPki
+
+    pki = TestPki.create([(H14, "UBND Tinh Cao Bang")])
+    folder = tmp_path_factory.mktemp("pki")
+    pki.write(folder)
+    return pki, folder

@@ -39,6 +39,13 @@ async def _agency(url: str, organ_id: str, pki, folder: Path, directory, ledger:
     return a
 
 
+async def pump(agency: Agency, into: list[str] | None) -> None:
+    """Run an agency's inbox; note the ids handed to the application (receipts update the ledger)."""
+    async for item in agency.inbox():
+        if into is not None:
+            into.append(item.document_id)
+
+
 async def _until(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
@@ -65,11 +72,6 @@ async def test_broker_restarted_while_sending_1000_documents(own_broker: OwnBrok
     sender = await _agency(urls[H14], H14, pki, folder, example_directory, tmp_path / "h14.db")
     receiver = await _agency(urls[C1], C1, pki, folder, example_directory, tmp_path / "c1.db")
     handed: list[str] = []
-
-    async def pump(agency: Agency, into: list[str] | None) -> None:
-        async for item in agency.inbox():
-            if into is not None:
-                into.append(item.document_id)
 
     tasks = [asyncio.create_task(pump(receiver, handed)), asyncio.create_task(pump(sender, None))]
     documents = [_doc(example_directory, n) for n in range(1, 1001)]
@@ -141,11 +143,7 @@ async def test_receiver_killed_before_it_acknowledged(shared_vhost, exchange_pki
     lines = [line for line in handed.read_text().splitlines() if line]
     assert sorted(lines) == sorted(ids)  # each exactly once: the 7th was stored before the crash, not handed twice
 
-    async def receipts() -> None:
-        async for _ in sender.inbox():
-            pass
-
-    task = asyncio.create_task(receipts())
+    task = asyncio.create_task(pump(sender, None))
     await _until(lambda: all(_state(sender, i) is DeliveryState.ARRIVED for i in ids), 60, "every 01 in the ledger")
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -161,11 +159,6 @@ async def test_sender_killed_between_ledger_and_publish(shared_vhost, exchange_p
     receiver = await _agency(shared_vhost[C1], C1, pki, folder, example_directory, tmp_path / "c1.db")
     sender = await _agency(shared_vhost[H14], H14, pki, folder, example_directory, ledger)  # restart: open() flushes
     got: list[str] = []
-
-    async def pump(agency: Agency, into: list[str] | None) -> None:
-        async for item in agency.inbox():
-            if into is not None:
-                into.append(item.document_id)
 
     tasks = [asyncio.create_task(pump(receiver, got)), asyncio.create_task(pump(sender, None))]
     (document_id,) = [d.document_id for d in sender.ledger.documents()]

@@ -16,11 +16,8 @@ H14 = "000.00.00.H14"
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestPki, Path]:
-    pki = TestPki.create([(H14, "UBND Tinh Cao Bang")])
-    folder = tmp_path_factory.mktemp("pki")
-    pki.write(folder)
-    return pki, folder
+def pki(h14_pki):  # type: ignore[no-untyped-def]
+    return h14_pki
 
 
 def test_pack_signs_pdfs_then_envelope_and_unpack_checks_both(pki: tuple[TestPki, Path], directive: vbdt.Document) -> None:

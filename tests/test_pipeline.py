@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 import vbdt
-from conftest import G22, H14, H54, H54_DISTRICT, Network
+from conftest import G22, H14, H54, H54_DISTRICT, Network, drain_dead_letters
 from vbdt.demo import compose
 from vbdt.pki import TestPki
 from vbdt.receipts import DeliveryState
@@ -59,7 +59,7 @@ async def test_hostile_message_is_refused_dead_lettered_and_reported(network: Ne
     good = await sender.send(_doc(network, H54, [H54_DISTRICT], "30"))
     (item,) = await network.pump(receiver).take()
     assert item.document_id == good.document_id
-    dead = await _dead_letters(network, 2)
+    dead = await drain_dead_letters(network.admin, 2)
     refused = [h for b, h in dead if b == body]
     assert len(refused) == 1 and refused[0][HEADER_REASON].startswith(STAGE[case] + ":")
     # the publisher is an agency: it was told with a signed 02 naming the reason; it never recorded
@@ -68,18 +68,6 @@ async def test_hostile_message_is_refused_dead_lettered_and_reported(network: Ne
     status = vbdt.verify(receipt, trust=network.folder / "ca.pem").package
     assert isinstance(status, vbdt.StatusMessage) and status.status_code is vbdt.StatusCode.REJECTED
     assert str(status.sender.organ_id) == H54_DISTRICT and f"{STAGE[case]}:" in (status.description or "")
-
-
-async def _dead_letters(network: Network, n: int, timeout: float = 15.0) -> list[tuple[bytes, dict[str, str]]]:
-    import asyncio
-
-    dead: list[tuple[bytes, dict[str, str]]] = []
-    for _ in range(int(timeout / 0.05)):
-        dead.extend(await network.admin.dead_letters())  # type: ignore[attr-defined]
-        if len(dead) >= n:
-            return dead
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{len(dead)} dead letters, expected {n}")
 
 
 async def test_the_publisher_is_told_with_a_signed_rejection(network: Network) -> None:
@@ -102,7 +90,7 @@ async def test_an_agency_cannot_publish_as_another(network: Network) -> None:
     receiver = await network.agency(H54_DISTRICT)
     body = _signed(network, H54, [H54_DISTRICT], "32")
     await impostor.transport.publish(Outgoing(routing_key(H54_DISTRICT), body, "x>y", {HEADER_KIND: "document"}))
-    dead = await _dead_letters(network, 1)
+    dead = await drain_dead_letters(network.admin, 1)
     assert dead and dead[0][1][HEADER_REASON].startswith(f"publisher: published by broker user '{H14}'")
     assert network.pump(receiver).items.empty()
 

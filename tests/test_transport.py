@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from conftest import AMQP_HOST, AMQP_PORT, require_broker
+from conftest import AMQP_HOST, AMQP_PORT, drain_dead_letters, require_broker
 from vbdt.errors import TransportError, Unroutable
 from vbdt.routing import HEADER_REASON, routing_key
 from vbdt.transport import DELIVERY_LIMIT, Delivery, Outgoing, Transport
@@ -104,12 +104,7 @@ async def test_poison_message_is_dead_lettered_after_the_delivery_limit(pair) ->
     for _ in range(DELIVERY_LIMIT + 1):
         d = await _next(it)
         await d.nack(requeue=True)
-    dead: list = []  # type: ignore[type-arg]
-    for _ in range(100):
-        dead += await admin.dead_letters()
-        if dead:
-            break
-        await asyncio.sleep(0.1)
+    dead = await drain_dead_letters(admin, 1)
     assert [body for body, _ in dead] == [b"<poison/>"]
     assert "delivery limit" in dead[0][1][HEADER_REASON]
 
@@ -120,12 +115,7 @@ async def test_dead_letter_keeps_the_reason(pair) -> None:  # type: ignore[no-un
     it = b.consume(B).__aiter__()
     d = await _next(it)
     await d.dead_letter("verify: signature does not verify")
-    dead: list = []  # type: ignore[type-arg]
-    for _ in range(100):
-        dead += await admin.dead_letters()
-        if dead:
-            break
-        await asyncio.sleep(0.05)
+    dead = await drain_dead_letters(admin, 1)
     assert dead == [(b"<bad/>", {**dead[0][1], HEADER_REASON: "verify: signature does not verify"})]
     with pytest.raises(asyncio.TimeoutError):
         await _next(it, timeout=0.5)  # and it is gone from the inbox

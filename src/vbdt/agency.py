@@ -27,7 +27,7 @@ from pathlib import Path
 
 from vbdt.codes import BusinessDocType, StatusCode
 from vbdt.directory import Directory
-from vbdt.errors import InvalidTransition, MessageRejected, TransportError, UsageError
+from vbdt.errors import InvalidTransition, MessageRejected, TransportError, Unroutable, UsageError
 from vbdt.keys import SigningKey, load_certificates
 from vbdt.ledger import Delivered, Ledger, OutboxEntry, Overdue, SentDocument
 from vbdt.model import (
@@ -228,8 +228,6 @@ class Agency:
         for entry, outcome in zip(entries, outcomes, strict=True):
             if outcome.ok:
                 continue
-            from vbdt.errors import Unroutable
-
             if isinstance(outcome.error, Unroutable):
                 log.warning("%s: %s unroutable: %s", self.organ_id, entry.message_id, outcome.error)
                 self.ledger.unroutable(entry.message_id, str(outcome.error))
