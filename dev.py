@@ -30,7 +30,9 @@ SYSTEM_TOOLS = {
     "xmlsec1": "xmlsec1",
     "pdfsig": "poppler-utils",
     "qpdf": "qpdf",
+    "softhsm2-util": "softhsm2",
     "rabbitmq-server": "rabbitmq-server",
+    "chromium": "chromium",
 }
 
 

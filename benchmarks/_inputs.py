@@ -17,7 +17,7 @@ import vbdt  # noqa: E402
 
 def directive() -> vbdt.Document:
     """The demo directive (province to its 56 communes, a one-page PDF): about 12 KB written."""
-    from vbdt.demo import build_directive
+    from vbdt.cli.demo import build_directive
 
     return build_directive(vbdt.Directory.load(ROOT / "examples" / "directory.json"), issued=date(2026, 11, 23))
 

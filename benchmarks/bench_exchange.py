@@ -33,16 +33,16 @@ import aio_pika
 from _inputs import ROOT  # noqa: F401 - puts src/ on the path
 from bench_sign_verify import openssl_speed
 
-from vbdt.agency import Agency
-from vbdt.amqp import AmqpTransport
-from vbdt.broker import delete_vhost, provision
-from vbdt.codes import StatusCode
-from vbdt.demo import compose
-from vbdt.directory import Directory
-from vbdt.ledger import SqliteLedger
-from vbdt.model import StatusMessage
-from vbdt.pki import TestPki
-from vbdt.resources import example_directory_path
+from vbdt.cli.demo import compose
+from vbdt.directory.agencies import Directory
+from vbdt.edxml.codes import StatusCode
+from vbdt.edxml.model import StatusMessage
+from vbdt.edxml.resources import example_directory_path
+from vbdt.exchange.amqp import AmqpTransport
+from vbdt.exchange.broker import delete_vhost, provision
+from vbdt.exchange.client import Agency
+from vbdt.exchange.ledger import SqliteLedger
+from vbdt.trust.pki import TestPki
 
 H14, C1 = "000.00.00.H14", "000.00.01.H14"
 

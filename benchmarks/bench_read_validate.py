@@ -25,7 +25,7 @@ from _inputs import HWM_FUNCTION, ROOT, big_package, interleaved_best
 from lxml import etree
 
 import vbdt
-from vbdt.schemas import SchemaKind, schema
+from vbdt.edxml.schemas import SchemaKind, schema
 
 
 def time_pair(data: bytes, kind: SchemaKind, lenient: bool, repeat: int) -> tuple[float, float]:
@@ -46,7 +46,7 @@ MEMORY_PROBE = """
 import sys
 sys.path.insert(0, {src!r})
 {hwm}import vbdt
-from vbdt.schemas import SchemaKind, schema
+from vbdt.edxml.schemas import SchemaKind, schema
 schema(SchemaKind.DOCUMENT); schema(SchemaKind.STATUS)
 data = open({path!r}, 'rb').read()
 before = hwm()

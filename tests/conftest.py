@@ -28,16 +28,28 @@ def require_tool(name: str) -> str:
     return path
 
 
+@pytest.fixture(params=["signxml", "xmlsec"])
+def dsig_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Make ``request.param`` the default XML-DSig backend for the test (``verify``, ``unpack``,
+    ``admit`` alike); python-xmlsec is a test dependency, so a missing one fails, never skips."""
+    from vbdt.trust.dsig_backends import default_backend, get_backend
+
+    monkeypatch.setenv("VBDT_DSIG_BACKEND", request.param)
+    backend = default_backend()
+    assert backend is get_backend(request.param) and backend.name == request.param
+    return backend
+
+
 @pytest.fixture(scope="session")
 def example_directory() -> vbdt.Directory:
-    from vbdt.resources import example_directory_path
+    from vbdt.edxml.resources import example_directory_path
 
     return vbdt.Directory.load(example_directory_path())
 
 
 @pytest.fixture
 def directive(example_directory: vbdt.Directory) -> vbdt.Document:
-    from vbdt.demo import build_directive
+    from vbdt.cli.demo import build_directive
 
     return build_directive(example_directory, issued=date(2026, 11, 23))
 
@@ -45,11 +57,13 @@ def directive(example_directory: vbdt.Directory) -> vbdt.Document:
 # -- the exchange ---------------------------------------------------------------------------------
 
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
 import socket  # noqa: E402
-import subprocess  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
+
+from vbdt.exchange.transport import Transport  # noqa: E402
 
 G22, H14, H54 = "000.00.00.G22", "000.00.00.H14", "000.00.00.H54"
 H14_COMMUNES = ["000.00.01.H14", "000.00.02.H14"]
@@ -76,9 +90,30 @@ def require_broker() -> None:
         pytest.skip(message)
 
 
+@contextlib.contextmanager
+def fresh_vhost(organ_ids: list[str], **options: object) -> Iterator[vbdt.exchange.broker.Provisioned]:  # type: ignore[name-defined]
+    """Provision a fresh ``vbdt-test-<random>`` vhost on the shared RabbitMQ, then delete it and its users.
+
+    RabbitMQ users are cluster-wide: the users made here are ``vbdt-test-<random>/<OrganId>``, a
+    name no deployment has, and they are gone afterwards."""
+    from vbdt.exchange.broker import deprovision, provision
+
+    require_broker()
+    vhost = f"vbdt-test-{uuid.uuid4().hex[:8]}"
+    try:
+        yield provision(organ_ids, vhost=vhost, host=AMQP_HOST, port=AMQP_PORT, **options)  # type: ignore[arg-type]
+    finally:
+        deprovision(vhost)
+
+
+def admin_url(vhost: str) -> str:
+    """The operator's (guest's) URL on a test vhost."""
+    return f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}/{vhost}"
+
+
 @pytest.fixture(scope="session")
 def exchange_pki(tmp_path_factory: pytest.TempPathFactory, example_directory: vbdt.Directory):  # type: ignore[no-untyped-def]
-    from vbdt.pki import TestPki
+    from vbdt.trust.pki import TestPki
 
     pki = TestPki.create([(o, example_directory.get(o).name) for o in EXCHANGE_AGENCIES])
     folder = tmp_path_factory.mktemp("exchange-pki")
@@ -89,7 +124,7 @@ def exchange_pki(tmp_path_factory: pytest.TempPathFactory, example_directory: vb
 class Pump:
     """An agency's inbox loop running in the background: items land in a queue for the test."""
 
-    def __init__(self, agency: vbdt.agency.Agency) -> None:  # type: ignore[name-defined]
+    def __init__(self, agency: vbdt.exchange.client.Agency) -> None:  # type: ignore[name-defined]
         self.agency = agency
         self.items: asyncio.Queue = asyncio.Queue()  # type: ignore[type-arg]
         self.task = asyncio.create_task(self._run())
@@ -127,8 +162,8 @@ class Network:
     created: list = field(default_factory=list)  # type: ignore[type-arg]
 
     async def agency(self, organ_id: str, *, pump: bool = True, **options: object):  # type: ignore[no-untyped-def]
-        from vbdt.agency import Agency
-        from vbdt.ledger import SqliteLedger
+        from vbdt.exchange.client import Agency
+        from vbdt.exchange.ledger import SqliteLedger
 
         transport = await self.connect(organ_id)
         agency = Agency(
@@ -156,38 +191,39 @@ class Network:
 @pytest.fixture(params=["memory", "amqp"])
 async def network(request: pytest.FixtureRequest, exchange_pki, example_directory: vbdt.Directory, tmp_path: Path) -> AsyncIterator[Network]:  # type: ignore[no-untyped-def]
     pki, folder = exchange_pki
-    if request.param == "memory":
-        from vbdt.memory import MemoryBroker
+    with contextlib.ExitStack() as cleanup:
+        async for net in _network(request.param, cleanup, pki, folder, example_directory, tmp_path):
+            yield net
+
+
+async def _network(kind: str, cleanup: contextlib.ExitStack, pki, folder: Path, example_directory: vbdt.Directory,  # type: ignore[no-untyped-def]
+                   tmp_path: Path) -> AsyncIterator[Network]:
+    if kind == "memory":
+        from vbdt.exchange.memory import MemoryBroker
 
         broker = MemoryBroker()
+        broker.provision(EXCHANGE_AGENCIES)
 
         async def connect(organ_id: str) -> object:
             return broker.connect(organ_id)
 
-        admin = broker.connect("admin")
-        vhost = None
+        admin: Transport = broker.connect("admin")
     else:
-        require_broker()
-        from vbdt.amqp import AmqpTransport
-        from vbdt.broker import provision
+        from vbdt.exchange.amqp import AmqpTransport
 
-        vhost = f"vbdt-test-{uuid.uuid4().hex[:8]}"
-        urls = provision(EXCHANGE_AGENCIES, vhost=vhost, host=AMQP_HOST, port=AMQP_PORT)
+        done = cleanup.enter_context(fresh_vhost(EXCHANGE_AGENCIES))
 
         async def connect(organ_id: str) -> object:
-            return await AmqpTransport.connect(urls[organ_id], declare=False)
+            return await AmqpTransport.connect(done.urls[organ_id], declare=False)
 
-        admin = await AmqpTransport.connect(f"amqp://guest:guest@{AMQP_HOST}:{AMQP_PORT}/{vhost}")
-    net = Network(request.param, connect, admin, pki, folder, example_directory, tmp_path)
+        admin = await AmqpTransport.connect(admin_url(done.vhost))
+    net = Network(kind, connect, admin, pki, folder, example_directory, tmp_path)
     yield net
     for p in net.pumps:
         await p.stop()
     for agency in net.created:
-        await agency.transport.close()
-        agency.ledger.close()
-    await admin.close()  # type: ignore[attr-defined]
-    if vhost:
-        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, check=False)
+        await agency.close()
+    await admin.close()
 
 
 async def drain_dead_letters(admin, n: int, timeout: float = 15.0) -> list[tuple[bytes, dict[str, str]]]:  # type: ignore[no-untyped-def]
@@ -204,7 +240,7 @@ async def drain_dead_letters(admin, n: int, timeout: float = 15.0) -> list[tuple
 @pytest.fixture(scope="module")
 def h14_pki(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A test PKI for UBND Tỉnh Cao Bằng and a signing person, written to a folder."""
-    from vbdt.pki import TestPki
+    from vbdt.trust.pki import TestPki
 
     pki = TestPki.create([(H14, "UBND Tinh Cao Bang")])
     folder = tmp_path_factory.mktemp("pki")

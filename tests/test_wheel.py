@@ -31,7 +31,7 @@ def test_wheel_ships_schemas_and_directory(tmp_path: Path) -> None:
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)
     probe = (
-        "import vbdt, vbdt.schemas as s, vbdt.resources as r; "
+        "import vbdt, vbdt.edxml.schemas as s, vbdt.edxml.resources as r; "
         "print(s.schema_dir()); print(r.example_directory_path()); "
         "print(len(vbdt.Directory.load(r.example_directory_path())))"
     )

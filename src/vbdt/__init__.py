@@ -15,44 +15,23 @@ The public API::
     key = vbdt.SigningKey.from_pem("agency.key.pem", "agency.cert.pem")   # load once, reuse
     signed = vbdt.pack(doc, key, person=person_key, seal=key)  # PDFs (PAdES), then the envelope
     opened = vbdt.unpack(signed, trust="ca.pem", directory=d)  # both layers, sender binding
+
+    transport = await vbdt.connect("amqp://user:pw@host/vhost")   # or memory://name, amqps://...
+    async with vbdt.AgencyClient(me, transport=transport, ledger=vbdt.SqliteLedger("me.db"), key=key,
+                                 trust="ca.pem", directory=d) as agency:
+        await agency.send(doc, to=["000.00.00.H54/**:commune"])
+        async for item in agency.inbox():
+            async with item:                      # acknowledged after the application's commit
+                await item.accept()
 """
 
-from vbdt.attachment import Base64Content, BytesContent, ContentSource, FileContent
-from vbdt.codes import AdminLevel, BusinessDocType, Priority, StatusCode, SteeringType
-from vbdt.directory import Agency, Directory, national_directory
-from vbdt.errors import (
-    AttachmentError,
-    CertificateRejected,
-    DirectoryError,
-    DocumentTooDeep,
-    DocumentTooLarge,
-    ExchangeError,
-    InvalidModel,
-    InvalidOrganId,
-    InvalidSelector,
-    InvalidTransition,
-    KeyFileError,
-    LedgerError,
-    MalformedXml,
-    MessageRejected,
-    NotEdxml,
-    PdfSignatureError,
-    SignatureInvalid,
-    SignatureProfileError,
-    SignerMismatch,
-    TransportError,
-    TrustError,
-    UnknownAgency,
-    Unroutable,
-    UnsafeXml,
-    UsageError,
-    ValidationError,
-    VbdtError,
-    XmlError,
-)
-from vbdt.findings import CODES, Finding, Severity
-from vbdt.keys import SigningKey
-from vbdt.model import (
+from vbdt.directory import AgencyRecord, Directory, national_directory
+from vbdt.directory.selectors import parse_selector
+from vbdt.edxml.attachment import Base64Content, BytesContent, ContentSource, FileContent
+from vbdt.edxml.codes import AdminLevel, BusinessDocType, Priority, StatusCode, SteeringType
+from vbdt.edxml.findings import CODES, Finding, Severity
+from vbdt.edxml.limits import DEFAULT_LIMITS, Limits
+from vbdt.edxml.model import (
     VIETNAM_TZ,
     Attachment,
     Business,
@@ -74,14 +53,63 @@ from vbdt.model import (
     TraceHeader,
     document_id_for,
 )
-from vbdt.organid import OrganId
-from vbdt.packaging import Unpacked, pack, unpack
-from vbdt.pades import PdfSignatureInfo, PdfVerification, sign_pdf, verify_pdf
-from vbdt.selectors import parse_selector
-from vbdt.signing import Verified, sign, verify
-from vbdt.validation import ValidationReport, check, read, read_lenient, validate
-from vbdt.writer import write
-from vbdt.xmlparse import DEFAULT_LIMITS, Limits
+from vbdt.edxml.organid import OrganId
+from vbdt.edxml.validation import ValidationReport, check, read, read_lenient, validate
+from vbdt.edxml.writer import write
+from vbdt.errors import (
+    AccessRefused,
+    ArchiveTooLarge,
+    AttachmentError,
+    BrokerAuthError,
+    BrokerUnreachable,
+    BrokerVhostMissing,
+    CertificateRejected,
+    DirectoryError,
+    DocumentTooComplex,
+    DocumentTooDeep,
+    DocumentTooLarge,
+    DuplicateAttachment,
+    ExchangeError,
+    InvalidModel,
+    InvalidOrganId,
+    InvalidSelector,
+    InvalidTransition,
+    KeyFileError,
+    LedgerError,
+    MalformedXml,
+    MessageRejected,
+    MessageTooLarge,
+    NotEdxml,
+    PdfSignatureError,
+    PublishRefused,
+    QueueFull,
+    SignatureInvalid,
+    SignatureProfileError,
+    SignerMismatch,
+    TooManyAttachments,
+    TransportError,
+    TrustError,
+    UnknownAgency,
+    Unroutable,
+    UnsafeXml,
+    UsageError,
+    ValidationError,
+    VbdtError,
+    XmlError,
+)
+from vbdt.exchange.answers import InboxItem, PdfVerdict, Verdict
+from vbdt.exchange.client import AgencyClient
+from vbdt.exchange.connect import connect
+from vbdt.exchange.ledger import Delivered, HistoryEvent, Ledger, SqliteLedger
+from vbdt.exchange.memory import MemoryBroker
+from vbdt.exchange.outbox import SendResult
+from vbdt.exchange.receipts import DeliveryState
+from vbdt.exchange.sync import SyncAgencyClient
+from vbdt.trust.chain import ChainVerdict, TrustStore
+from vbdt.trust.keys import SigningKey
+from vbdt.trust.packaging import Unpacked, pack, unpack
+from vbdt.trust.pades import PdfSignatureInfo, PdfVerification, sign_pdf, verify_pdf
+from vbdt.trust.xmldsig import Verified, sign, verify
 
 __version__ = "0.1.0"
 
@@ -89,37 +117,53 @@ __all__ = [
     "CODES",
     "DEFAULT_LIMITS",
     "VIETNAM_TZ",
+    "AccessRefused",
     "AdminLevel",
-    "Agency",
+    "AgencyClient",
+    "AgencyRecord",
+    "ArchiveTooLarge",
     "Attachment",
     "AttachmentError",
     "Base64Content",
+    "BrokerAuthError",
+    "BrokerUnreachable",
+    "BrokerVhostMissing",
     "Business",
     "BusinessDocType",
     "BusinessDocumentInfo",
     "BytesContent",
     "CertificateRejected",
+    "ChainVerdict",
     "Code",
     "ContentSource",
+    "Delivered",
+    "DeliveryState",
     "Directory",
     "DirectoryError",
     "Document",
+    "DocumentTooComplex",
     "DocumentTooDeep",
     "DocumentTooLarge",
     "DocumentType",
+    "DuplicateAttachment",
     "ExchangeError",
     "FileContent",
     "Finding",
+    "HistoryEvent",
+    "InboxItem",
     "InvalidModel",
     "InvalidOrganId",
     "InvalidSelector",
     "InvalidTransition",
     "KeyFileError",
+    "Ledger",
     "LedgerError",
     "Limits",
     "MalformedXml",
     "ManifestReference",
+    "MemoryBroker",
     "MessageRejected",
+    "MessageTooLarge",
     "NotEdxml",
     "OrganId",
     "Organization",
@@ -127,25 +171,33 @@ __all__ = [
     "Package",
     "PdfSignatureError",
     "PdfSignatureInfo",
+    "PdfVerdict",
     "PdfVerification",
     "Priority",
     "PromulgationInfo",
+    "PublishRefused",
+    "QueueFull",
     "Receiver",
     "ReplacementInfo",
     "ResponseFor",
+    "SendResult",
     "Severity",
     "SignatureInvalid",
     "SignatureProfileError",
     "SignerInfo",
     "SignerMismatch",
     "SigningKey",
+    "SqliteLedger",
     "StaffInfo",
     "StatusCode",
     "StatusMessage",
     "SteeringType",
+    "SyncAgencyClient",
+    "TooManyAttachments",
     "TraceHeader",
     "TransportError",
     "TrustError",
+    "TrustStore",
     "UnknownAgency",
     "Unpacked",
     "Unroutable",
@@ -154,10 +206,12 @@ __all__ = [
     "ValidationError",
     "ValidationReport",
     "VbdtError",
+    "Verdict",
     "Verified",
     "XmlError",
     "__version__",
     "check",
+    "connect",
     "document_id_for",
     "national_directory",
     "pack",

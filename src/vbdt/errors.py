@@ -12,10 +12,14 @@ escapes a public entry point on bad input. The tree::
     │   ├── UnsafeXml               DTD, entity declarations, processing tricks: refused, never expanded
     │   ├── DocumentTooLarge        over the configured size limit
     │   ├── DocumentTooDeep         over the configured nesting limit
+    │   ├── DocumentTooComplex      over ``Limits.max_elements`` or ``Limits.max_attributes``
+    │   ├── TooManyAttachments      over ``Limits.max_attachments``
     │   └── NotEdxml                well-formed, but not an edXML package or status message
     ├── ValidationError             the document was read but breaks the schema or business rules;
     │                               ``.findings`` lists every problem with code, line, path and reason
     ├── AttachmentError             an attachment cannot be decoded or read
+    │   └── DuplicateAttachment     two attachments of one package share a name (normalised)
+    │   └── ArchiveTooLarge         a zipped attachment that unpacks past its bound (a ZIP bomb)
     ├── DirectoryError              the agency directory
     │   ├── UnknownAgency           an OrganId that the directory does not know
     │   └── InvalidSelector         a recipient selector that cannot be parsed
@@ -28,9 +32,16 @@ escapes a public entry point on bad input. The tree::
     │   ├── SignerMismatch          a valid signature by a certificate not bound to the sender
     │   └── PdfSignatureError       a PDF that cannot be signed or read, or is not original-valid
     └── ExchangeError               moving packages between agencies
-        ├── TransportError          the broker is unreachable, refused or lost a publish
+        ├── TransportError          the broker is unreachable, refused or lost a publish (retried)
+        │   ├── QueueFull           the recipient's inbox is at its length or byte limit (retried later)
+        │   ├── BrokerUnreachable   nothing answers at the broker's address (down, closed port, TLS failed)
+        │   └── AccessRefused       the broker refused the user, its password or this operation
+        │       ├── BrokerAuthError     wrong broker user name or password
+        │       └── BrokerVhostMissing  the vhost does not exist, or this user has no access to it
+        ├── PublishRefused          the broker will never take this message: recorded failed, not retried
+        │   └── MessageTooLarge     over ``Limits.max_message_bytes`` or the broker's maximum size
         ├── Unroutable              a recipient has no inbox: returned by the broker, never lost
-        ├── MessageRejected         a received message refused by the pipeline (``.code`` and reason)
+        ├── MessageRejected         a received message refused by the pipeline (``.stage`` and ``.reason``)
         ├── InvalidTransition       a receipt that the state machine does not allow
         └── LedgerError             the sender's ledger cannot be read or written
 """
@@ -41,14 +52,21 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from vbdt.findings import Finding
+    from vbdt.edxml.findings import Finding
 
 __all__ = [
+    "AccessRefused",
+    "ArchiveTooLarge",
     "AttachmentError",
+    "BrokerAuthError",
+    "BrokerUnreachable",
+    "BrokerVhostMissing",
     "CertificateRejected",
     "DirectoryError",
+    "DocumentTooComplex",
     "DocumentTooDeep",
     "DocumentTooLarge",
+    "DuplicateAttachment",
     "ExchangeError",
     "InvalidModel",
     "InvalidOrganId",
@@ -58,11 +76,15 @@ __all__ = [
     "LedgerError",
     "MalformedXml",
     "MessageRejected",
+    "MessageTooLarge",
     "NotEdxml",
     "PdfSignatureError",
+    "PublishRefused",
+    "QueueFull",
     "SignatureInvalid",
     "SignatureProfileError",
     "SignerMismatch",
+    "TooManyAttachments",
     "TransportError",
     "TrustError",
     "UnknownAgency",
@@ -122,6 +144,17 @@ class DocumentTooDeep(XmlError):
     """The document nests elements deeper than the configured limit."""
 
 
+class DocumentTooComplex(XmlError):
+    """Too many nodes or attributes: over ``Limits.max_elements`` or ``Limits.max_attributes``.
+
+    Raised while parsing, before the rest of the tree is built, so the refusal costs little.
+    """
+
+
+class TooManyAttachments(XmlError):
+    """The package carries more attachments (or manifest references) than ``Limits.max_attachments``."""
+
+
 class NotEdxml(XmlError):
     """Well-formed XML, but not an edXML package or status message (wrong root or namespace)."""
 
@@ -147,13 +180,26 @@ class ValidationError(VbdtError):
     @property
     def errors(self) -> list[Finding]:
         """The findings of severity error."""
-        from vbdt.findings import Severity
+        from vbdt.edxml.findings import Severity
 
         return [f for f in self.findings if f.severity is Severity.ERROR]
 
 
 class AttachmentError(VbdtError):
     """An attachment's content cannot be decoded or read."""
+
+
+class ArchiveTooLarge(AttachmentError):
+    """A zipped attachment unpacks past ``Limits.max_unzipped_bytes`` or holds too many entries."""
+
+
+class DuplicateAttachment(AttachmentError):
+    """Two attachments of one package have the same name once normalised (Unicode NFKC, case,
+    invisible characters, surrounding spaces and dots): one could hide behind the other."""
+
+    def __init__(self, first: str, second: str) -> None:
+        super().__init__(f"attachment names {first!r} and {second!r} are the same name: names must be unique")
+        self.names = (first, second)
 
 
 class DirectoryError(VbdtError):
@@ -211,6 +257,41 @@ class TransportError(ExchangeError):
     """The broker is unreachable, refused an operation, or did not confirm a publish."""
 
 
+class QueueFull(TransportError):
+    """The recipient's inbox refused the message (its length or byte limit, ``reject-publish``).
+
+    Worth retrying later: the outbox keeps the message and publishes it again."""
+
+
+class AccessRefused(TransportError):
+    """The broker refused this user (wrong name or password) or this operation (no permission).
+
+    Retrying with the same credentials does not help; the command line exits 77 for it."""
+
+
+class BrokerUnreachable(TransportError):
+    """Nothing answers at the broker's address: it is down, the port is closed, or the TLS handshake
+    failed. Worth retrying (the transport's :class:`~vbdt.exchange.transport.ReconnectPolicy`);
+    the command line exits 69 (unavailable) for it."""
+
+
+class BrokerAuthError(AccessRefused):
+    """The broker refused the user name or password (AMQP ``ACCESS_REFUSED`` at login)."""
+
+
+class BrokerVhostMissing(AccessRefused):
+    """The broker took the credentials but refused the vhost (AMQP ``NOT_ALLOWED``): it does not
+    exist, or this user has no permission on it. A configuration error, not a wrong password."""
+
+
+class PublishRefused(ExchangeError):
+    """The broker will never take this message (too large, access refused): not retried."""
+
+
+class MessageTooLarge(PublishRefused):
+    """A message over ``Limits.max_message_bytes`` or the broker's maximum message size."""
+
+
 class Unroutable(ExchangeError):
     """The broker returned a message: no inbox is bound for these recipients."""
 
@@ -220,12 +301,18 @@ class Unroutable(ExchangeError):
 
 
 class MessageRejected(ExchangeError):
-    """A received message was refused; ``reason`` says why (it goes back in a status 02)."""
+    """A received message was refused; ``reason`` says why, ``stage`` where.
 
-    def __init__(self, reason: str, *, stage: str) -> None:
+    ``sender`` and ``document_id`` are set only when the refusal came after the signature was
+    verified and the package may be answered (a document or a recall request, never a receipt):
+    then, and only then, the reason goes back to the sender in a signed status 02."""
+
+    def __init__(self, reason: str, *, stage: str, sender: str | None = None, document_id: str | None = None) -> None:
         super().__init__(f"{stage}: {reason}")
         self.reason = reason
         self.stage = stage
+        self.sender = sender
+        self.document_id = document_id
 
 
 class InvalidTransition(ExchangeError):

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import INTEROP
-from vbdt.cli import main
+from vbdt.cli.main import main
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -88,6 +88,6 @@ def test_bad_arguments_exit_nonzero(args: list[str]) -> None:
 
 def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "vbdt.cli", "validate", str(tmp_path / "nothing")], capture_output=True, text=True
+        [sys.executable, "-m", "vbdt", "validate", str(tmp_path / "nothing")], capture_output=True, text=True
     )
     assert result.returncode == 2 and result.stderr.startswith("vbdt:") and "Traceback" not in result.stderr

@@ -103,3 +103,25 @@ def test_load_json_csv_and_bad_files(tmp_path, example_directory: Directory) -> 
         Directory.load(tmp_path / "list.json")
     with pytest.raises(vbdt.DirectoryError, match="no such"):
         Directory.load(tmp_path / "missing.json")
+
+
+def test_pre2025_shape_directory_has_the_size_and_four_levels_of_the_old_country() -> None:
+    from vbdt.directory import pre2025_shape_directory
+    from vbdt.directory.generated import PRE2025_COMMUNES, PRE2025_DISTRICTS, PRE2025_PROVINCES
+
+    d = pre2025_shape_directory()
+    assert len(d.select("**:province")) == PRE2025_PROVINCES == 63
+    assert len(d.select("**:district")) == PRE2025_DISTRICTS == 705
+    assert len(d.select("**:commune")) == PRE2025_COMMUNES == 10_599
+    commune = d.select("000.00.00.H63/**:commune")[-1]
+    district = d.parent(commune.organ_id)
+    assert district is not None and district.level.value == "district"
+    assert d.parent(district.organ_id).organ_id == "000.00.00.H63"  # type: ignore[union-attr]
+    assert pre2025_shape_directory(2, 3, 7).select("**") == pre2025_shape_directory(2, 3, 7).select("**")
+
+
+def test_pre2025_shape_directory_refuses_impossible_shapes() -> None:
+    from vbdt.directory import pre2025_shape_directory
+
+    with pytest.raises(vbdt.UsageError):
+        pre2025_shape_directory(5, 3, 10)

@@ -74,3 +74,12 @@ def test_parsing_never_raises_anything_else(text: str) -> None:
     # a parsed id always knows its level, and its parent is one level up
     parent = organ_id.parent
     assert parent is None or parent.level == organ_id.level - 1
+
+
+@pytest.mark.parametrize("suffix", ["\n", " ", "\t", "\r\n", "\u00a0", "\u200b"])
+def test_an_id_matches_in_full_never_with_trailing_whitespace(suffix: str) -> None:
+    # a regex anchored with `$` lets "…H54\n" pass as "…H54": ids must match in full
+    with pytest.raises(InvalidOrganId):
+        OrganId("000.00.00.H54" + suffix)
+    with pytest.raises(InvalidOrganId):
+        OrganId.lenient("000.00.00.H54" + suffix)

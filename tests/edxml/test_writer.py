@@ -5,8 +5,8 @@ from hypothesis import strategies as st
 from lxml import etree
 
 import vbdt
-from vbdt.reader import MESSAGE_HEADER_ORDER
-from vbdt.xmlparse import EDXML_NS
+from vbdt.edxml.reader import MESSAGE_HEADER_ORDER
+from vbdt.edxml.xmlparse import EDXML_NS
 
 
 def test_writer_is_deterministic_and_utf8(directive: vbdt.Document) -> None:
@@ -101,3 +101,45 @@ def test_generated_documents_round_trip(doc: vbdt.Document) -> None:
     assert report.package == doc
     assert not [f for f in report.findings if f.code == "EDX001"]  # the schema accepts what we write
     assert vbdt.write(report.package) == data
+
+
+def test_written_form_suits_readers_that_look_up_prefixed_names(directive: vbdt.Document) -> None:
+    """Every element carries the edXML: prefix, and the orders are those of the SDK samples (order.py)."""
+    from vbdt.edxml import order
+
+    status = vbdt.StatusMessage(
+        sender=vbdt.Organization(organ_id="000.00.01.H54", organ_name="UBND Thành phố Thái Bình"),
+        response_for=vbdt.ResponseFor(organ_id="000.00.00.H54", document_id="000.00.00.H54,2026/11/23,05/CT-UBND"),
+        staff_info=vbdt.StaffInfo(staff="Văn thư"),
+        status_code=vbdt.StatusCode.ARRIVED,
+        timestamp="2026-11-23T09:00:00+07:00",
+    )
+    for package in (directive, status):
+        data = vbdt.write(package)
+        root = etree.fromstring(data)
+        assert root.nsmap == {"edXML": EDXML_NS}  # no default namespace: a prefix on every element
+        assert all(e.prefix == "edXML" for e in root.iter() if isinstance(e.tag, str))
+        message = root.find("e:edXMLEnvelope/e:edXMLHeader/e:MessageHeader", {"e": EDXML_NS})
+        expected = order.STATUS_HEADER_ORDER if package is status else order.MESSAGE_HEADER_ORDER
+        names = [etree.QName(c).localname for c in message]
+        assert [expected.index(n) for n in names] == sorted(expected.index(n) for n in names)
+    assert b"<edXML:StatusCode>01</edXML:StatusCode>" in vbdt.write(status)  # zero-padded
+    assert b"<edXML:Timestamp>2026/11/23 09:00:00</edXML:Timestamp>" in vbdt.write(status)
+    root = etree.fromstring(vbdt.write(directive))
+    attachment = root.find("e:AttachmentEncoded/e:Attachment", {"e": EDXML_NS})
+    assert [etree.QName(c).localname for c in attachment] == [
+        n for n in order.ATTACHMENT_ORDER if attachment.find(f"{{{EDXML_NS}}}{n}") is not None
+    ]
+    trace = root.find("e:edXMLEnvelope/e:edXMLHeader/e:TraceHeaderList", {"e": EDXML_NS})
+    names = [etree.QName(c).localname for c in trace]
+    assert names == sorted(names, key=order.TRACE_LIST_ORDER.index)
+    date_text = root.find("e:edXMLEnvelope/e:edXMLHeader/e:MessageHeader/e:PromulgationInfo/e:PromulgationDate", {"e": EDXML_NS}).text
+    assert date_text == f"{directive.promulgation.date:%Y/%m/%d}"
+
+
+def test_the_writer_emits_no_empty_optional_element(directive: vbdt.Document) -> None:
+    """What the writer emits reads strictly with no finding about its form (EDX9xx, EDX910)."""
+    directive.content = ""
+    directive.due_date = None
+    report = vbdt.validate(vbdt.write(directive))
+    assert not [f for f in report.findings if f.code.startswith("EDX9")]

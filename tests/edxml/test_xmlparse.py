@@ -5,7 +5,7 @@ import time
 import pytest
 
 import vbdt
-from vbdt.xmlparse import EDXML_NS
+from vbdt.edxml.xmlparse import EDXML_NS
 
 NS = EDXML_NS.encode()
 
@@ -27,7 +27,7 @@ QUADRATIC = b'<!DOCTYPE x [<!ENTITY a "' + b"A" * 100_000 + b'">]><edXML xmlns="
     [
         (b"", vbdt.MalformedXml),
         (b"   \n", vbdt.MalformedXml),
-        (b"not xml at all", vbdt.MalformedXml),
+        (b"not xml at all", vbdt.NotEdxml),  # the reader: a body that is not XML at all
         (b"<edXML xmlns='" + NS + b"'><unclosed></edXML>", vbdt.MalformedXml),
         (b"\xff\xfe<\x00", vbdt.MalformedXml),
         (BILLION_LAUGHS, vbdt.UnsafeXml),
@@ -85,3 +85,10 @@ def test_malformed_error_has_line_and_column() -> None:
     with pytest.raises(vbdt.MalformedXml) as info:
         vbdt.validate(b"<edXML xmlns='" + NS + b"'>\n<a>\n</b></edXML>")
     assert info.value.line == 3
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_device_path_is_read_only_up_to_the_limit(device: str) -> None:
+    # stat says 0 bytes for a device: the reader must not trust it and read forever
+    with pytest.raises(vbdt.DocumentTooLarge):
+        vbdt.validate(device, limits=vbdt.Limits(max_bytes=1 << 20))

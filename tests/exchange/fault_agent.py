@@ -1,7 +1,8 @@
 """An agency process that the fault tests kill at the worst moment (run as a script).
 
     python fault_agent.py receive URL KEYS LEDGER ORGANID OUT [--crash-at N]
-        receive; append each document id handed over to OUT; with --crash-at N, die (os._exit)
+        receive; append each document id handed over to OUT (with " redelivered" when the item says
+        an earlier run handed it without an ack); with --crash-at N, die (os._exit)
         when acknowledging the Nth document: stored and receipted, not yet acked
     python fault_agent.py send URL KEYS LEDGER ORGANID TO NUMBER
         send one document, dying right after the ledger recorded it and before publishing
@@ -15,13 +16,13 @@ import os
 import sys
 from pathlib import Path
 
-from vbdt.agency import Agency
-from vbdt.amqp import AmqpTransport
-from vbdt.demo import compose
-from vbdt.directory import Directory
-from vbdt.keys import SigningKey
-from vbdt.ledger import SqliteLedger
-from vbdt.resources import example_directory_path
+from vbdt.cli.demo import compose
+from vbdt.directory.agencies import Directory
+from vbdt.edxml.resources import example_directory_path
+from vbdt.exchange.amqp import AmqpTransport
+from vbdt.exchange.client import Agency
+from vbdt.exchange.ledger import SqliteLedger
+from vbdt.trust.keys import SigningKey
 
 
 async def agency(url: str, keys: Path, ledger: str, organ_id: str) -> Agency:
@@ -36,7 +37,7 @@ async def agency(url: str, keys: Path, ledger: str, organ_id: str) -> Agency:
 async def receive(url: str, keys: Path, ledger: str, organ_id: str, out: str, crash_at: int | None) -> None:
     a = await agency(url, keys, ledger, organ_id)
     documents = 0
-    original = a._document
+    original = a.receiver._document
 
     async def document(delivery, admitted):  # type: ignore[no-untyped-def]
         nonlocal documents
@@ -47,11 +48,12 @@ async def receive(url: str, keys: Path, ledger: str, organ_id: str, out: str, cr
             delivery.ack = die
         return await original(delivery, admitted)
 
-    a._document = document  # type: ignore[method-assign]
+    a.receiver._document = document  # type: ignore[method-assign]
     with open(out, "a") as handed:
         async for item in a.inbox():
-            handed.write(item.document_id + "\n")
+            handed.write(item.document_id + (" redelivered" if item.redelivered else "") + "\n")
             handed.flush()
+            await item.ack()
 
 
 async def send(url: str, keys: Path, ledger: str, organ_id: str, to: str, number: str) -> None:

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import re
+import subprocess
+from urllib.parse import unquote
 
-from vbdt.broker import agency_permissions, definitions, hash_password
+import aio_pika
+import aiormq
+import pytest
+from yarl import URL
+
+from conftest import admin_url, fresh_vhost
+from vbdt.errors import MessageTooLarge, PublishRefused, TransportError
+from vbdt.exchange.amqp import AmqpTransport
+from vbdt.exchange.broker import agency_permissions, definitions, hash_password
+from vbdt.exchange.routing import routing_key
+from vbdt.exchange.transport import Outgoing, QueueLimits
 
 
 def test_password_hash_is_rabbitmq_sha256() -> None:
@@ -15,20 +28,146 @@ def test_password_hash_is_rabbitmq_sha256() -> None:
     assert raw[:4] == b"\x01\x02\x03\x04" and raw[4:] == hashlib.sha256(b"\x01\x02\x03\x04secret").digest()
 
 
-def test_permissions_allow_only_own_inbox_and_the_exchanges() -> None:
+def test_permissions_allow_only_own_inbox_and_the_exchange() -> None:
     perms = agency_permissions("000.00.00.H14")
     assert re.match(perms["read"], "vbdt.inbox.000.00.00.H14")
     assert not re.match(perms["read"], "vbdt.inbox.000.00.00.H54")
     assert not re.match(perms["read"], "vbdt.inbox.000X00X00XH14")  # dots escaped
-    assert re.match(perms["write"], "vbdt.exchange") and re.match(perms["write"], "vbdt.dlx")
+    assert re.match(perms["write"], "vbdt.exchange")
+    assert not re.match(perms["write"], "vbdt.dlx")  # only the broker dead-letters
     assert not re.match(perms["write"], "vbdt.inbox.000.00.00.H14")
     assert perms["configure"] == "^$"
 
 
-def test_definitions_cover_every_agency() -> None:
+def test_definitions_cover_every_agency_and_bound_every_queue() -> None:
     ids = ["000.00.00.H14", "000.00.01.H14"]
-    doc = definitions(ids, {i: "pw" for i in ids}, vhost="v")
-    assert {u["name"] for u in doc["users"]} == set(ids)
+    doc = definitions(ids, {ids[1]: "pw"}, vhost="v", queue_limits=QueueLimits(inbox_messages=7, dead_bytes=9))
+    assert [u["name"] for u in doc["users"]] == ["v/000.00.01.H14"]  # only the user given a password
+    assert {p["user"] for p in doc["permissions"]} == {"guest", "v/000.00.00.H14", "v/000.00.01.H14"}
     assert {q["name"] for q in doc["queues"]} == {"vbdt.dead", "vbdt.inbox.000.00.00.H14", "vbdt.inbox.000.00.01.H14"}
-    assert all(q["arguments"]["x-queue-type"] == "quorum" for q in doc["queues"])
+    for q in doc["queues"]:
+        assert q["arguments"]["x-queue-type"] == "quorum" and q["arguments"]["x-overflow"] == "reject-publish"
+    inbox = next(q for q in doc["queues"] if q["name"] == "vbdt.inbox.000.00.00.H14")["arguments"]
+    assert inbox["x-max-length"] == 7 and inbox["x-dead-letter-strategy"] == "at-least-once"
+    assert next(q for q in doc["queues"] if q["name"] == "vbdt.dead")["arguments"]["x-max-length-bytes"] == 9
     assert {(b["destination"], b["routing_key"]) for b in doc["bindings"]} >= {("vbdt.inbox.000.00.01.H14", "H14.01")}
+
+
+# -- on the real RabbitMQ ---------------------------------------------------------------------------
+
+A, B = "000.00.00.H14", "000.00.01.H14"
+
+
+def test_users_are_named_per_vhost_and_existing_passwords_are_kept() -> None:
+    """Provisioning another vhost, or the same one again, never re-keys a running agency's user."""
+    from vbdt.exchange.broker import deprovision, provision
+
+    with fresh_vhost([A]) as first:
+        user = unquote(URL(first.urls[A]).raw_user or "")
+        assert user == f"{first.vhost}/{A}"
+        other = f"{first.vhost}-b"  # a second deployment on the same broker, same agency
+        try:
+            second = provision([A], vhost=other)
+            assert set(second.urls) == {A} and second.urls[A] != first.urls[A]
+            again = provision([A, B], vhost=first.vhost)
+            assert again.existing == [A] and set(again.urls) == {B}  # A keeps its password, B is new
+            asyncio.run(_works(first.urls[A]))  # the running agency is not locked out
+            asyncio.run(_works(second.urls[A]))
+            rotated = provision([A], vhost=first.vhost, rotate=True)
+            asyncio.run(_works(rotated.urls[A]))
+            with pytest.raises(TransportError, match="access refused"):
+                asyncio.run(_works(first.urls[A]))  # asked to rotate: the old password is gone
+        finally:
+            assert deprovision(other) == [f"{other}/{A}"]  # only that vhost's users
+
+
+async def _works(url: str) -> None:
+    transport = await AmqpTransport.connect(url, declare=False)
+    await transport.close()
+
+
+async def _raw(url: str, action: str) -> None:
+    """What an attacker holding an agency's credentials does with a plain AMQP client."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        if action == "publish to vbdt.dlx":
+            dlx = await channel.get_exchange("vbdt.dlx", ensure=False)
+            await dlx.publish(aio_pika.Message(b"<forged/>", headers={"x-vbdt-reason": "forged"}), "")
+            await channel.get_queue("vbdt.dead", ensure=False)  # a round trip: the refusal closes the channel first
+        elif action == "declare a queue":
+            await channel.declare_queue("vbdt.inbox.mine", durable=True)
+        elif action == "read another inbox":
+            queue = await channel.get_queue(f"vbdt.inbox.{B}", ensure=False)
+            await queue.get(fail=False)
+        elif action == "read the dead letters":
+            queue = await channel.get_queue("vbdt.dead", ensure=False)
+            await queue.get(fail=False)
+        elif action == "bind a tap":
+            queue = await channel.get_queue(f"vbdt.inbox.{A}", ensure=False)
+            await queue.bind("vbdt.exchange", routing_key="#")
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize("action", ["publish to vbdt.dlx", "declare a queue", "read another inbox", "read the dead letters",
+                                    "bind a tap"])
+async def test_an_agency_may_only_publish_to_the_exchange_and_read_its_inbox(action: str) -> None:
+    with fresh_vhost([A, B]) as done:
+        with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+            await _raw(done.urls[A], action)
+        # the transport maps it too, and the agency keeps working afterwards
+        a = await AmqpTransport.connect(done.urls[A], declare=False)
+        b = await AmqpTransport.connect(done.urls[B], declare=False)
+        admin = await AmqpTransport.connect(admin_url(done.vhost), declare=False)
+        try:
+            with pytest.raises(TransportError, match="access refused"):
+                await AmqpTransport.connect(done.urls[A], declare=True)  # declaring the topology
+            await a.publish(Outgoing(routing_key(B), b"<good/>", "after-attack"))
+            it = b.consume(B).__aiter__()
+            delivered = await asyncio.wait_for(it.__anext__(), 10)
+            assert (delivered.message_id, delivered.user_id) == ("after-attack", A)
+            await delivered.ack()
+            assert await admin.dead_letters() == []  # nothing forged reached the dead letters
+        finally:
+            for t in (a, b, admin):
+                await t.close()
+
+
+async def test_a_refused_publish_is_publish_refused_and_the_channel_is_reopened() -> None:
+    with fresh_vhost([A, B]) as done:
+        a = await AmqpTransport.connect(done.urls[A], declare=False)
+        try:
+            _ctl("set_permissions", "-p", done.vhost, f"{done.vhost}/{A}", "^$", "^$", f"^vbdt\\.inbox\\.{re.escape(A)}$")
+            (outcome,) = await a.publish_many([Outgoing(routing_key(B), b"<x/>", "no-write")])
+            assert isinstance(outcome.error, PublishRefused) and "access refused" in str(outcome.error)
+            _ctl("set_permissions", "-p", done.vhost, f"{done.vhost}/{A}", *agency_permissions(A).values())
+            await a.publish(Outgoing(routing_key(B), b"<x/>", "write-again"))  # same transport, a new channel
+        finally:
+            await a.close()
+
+
+async def test_over_the_brokers_maximum_size_is_message_too_large_and_the_rest_goes_on() -> None:
+    """RabbitMQ closes the channel for a message over ``max_message_size``: never retried, never a loop."""
+    broker_max = 128 * 1024 * 1024  # RabbitMQ's default, as configured on the test broker
+    with fresh_vhost([A, B]) as done:
+        a = await AmqpTransport.connect(done.urls[A], declare=False, max_message_bytes=2 * broker_max)
+        b = await AmqpTransport.connect(done.urls[B], declare=False)
+        try:
+            consumer = b.consume(B).__aiter__()
+            (outcome,) = await a.publish_many([Outgoing(routing_key(B), bytes(broker_max + 1), "huge")])
+            assert isinstance(outcome.error, MessageTooLarge), outcome.error
+            # the transport learned the broker's bound: a second try is refused before sending
+            with pytest.raises(MessageTooLarge, match="maximum message size"):
+                await a.publish(Outgoing(routing_key(B), bytes(broker_max + 1), "huge-again"))
+            await a.publish(Outgoing(routing_key(B), b"<small/>", "small"))
+            delivered = await asyncio.wait_for(consumer.__anext__(), 10)
+            assert delivered.message_id == "small"
+            await delivered.ack()
+        finally:
+            await a.close()
+            await b.close()
+
+
+def _ctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True)

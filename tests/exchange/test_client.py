@@ -9,9 +9,9 @@ import pytest
 
 import vbdt
 from conftest import G22, H14, H14_COMMUNES, H54, H54_COMMUNES, H54_DISTRICT, Network
-from vbdt.codes import StatusCode
-from vbdt.demo import compose
-from vbdt.receipts import DeliveryState
+from vbdt.cli.demo import compose
+from vbdt.edxml.codes import StatusCode
+from vbdt.exchange.receipts import DeliveryState
 
 TODAY = date.today()
 
@@ -124,8 +124,8 @@ async def test_redelivered_document_reaches_the_application_once(network: Networ
     sent = await a.send(doc(network, H54, [G22], "14"))
     (item,) = await network.pump(b).take()
     # the sender's outbox entry published again (a sender restarted before recording the confirm)
-    from vbdt.routing import routing_key
-    from vbdt.transport import Outgoing
+    from vbdt.exchange.routing import routing_key
+    from vbdt.exchange.transport import Outgoing
 
     body = a.ledger.pending() or None
     assert body is None  # confirmed: nothing pending

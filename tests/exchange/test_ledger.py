@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from vbdt.codes import StatusCode
+from vbdt.edxml.codes import StatusCode
+from vbdt.edxml.model import VIETNAM_TZ
 from vbdt.errors import InvalidTransition, LedgerError
-from vbdt.ledger import OutboxEntry, SentDocument, SqliteLedger
-from vbdt.model import VIETNAM_TZ
-from vbdt.receipts import DeliveryState
+from vbdt.exchange.ledger import Arrival, FailedMessage, OutboxEntry, SentDocument, SqliteLedger
+from vbdt.exchange.receipts import DeliveryState
 
 DOC = "000.00.00.H14,2026/11/23,05/CT-UBND"
 R1, R2 = "000.00.01.H14", "000.00.02.H14"
@@ -70,8 +70,11 @@ def test_overdue(tmp_path: Path) -> None:
 
 def test_incoming_is_kept_once(tmp_path: Path) -> None:
     ledger = SqliteLedger(tmp_path / "l.db")
-    assert ledger.store_incoming("A", "D", "document", "m", b"<x/>")
-    assert not ledger.store_incoming("A", "D", "document", "m", b"<x/>")
+    assert ledger.store_incoming("A", "D", "document", "m", b"<x/>", "d1") is Arrival.NEW
+    assert ledger.store_incoming("A", "D", "document", "m", b"<x/>", "d1") is Arrival.REDELIVERY
+    # other content under the same (sender, DocumentId): a conflict, and the first one is kept
+    assert ledger.store_incoming("A", "D", "document", "m2", b"<y/>", "d2") is Arrival.CONFLICT
+    assert ledger.incoming("A", "D", "document").body == b"<x/>"  # type: ignore[union-attr]
     assert [i.document_id for i in ledger.unhanded()] == ["D"]
     ledger.mark_incoming("A", "D", "document", handed=True, receipt_sent=True, state="01")
     stored = ledger.incoming("A", "D", "document")
@@ -86,3 +89,55 @@ def test_unusable_path_is_a_ledger_error(tmp_path: Path) -> None:
     (tmp_path / "garbage.db").write_bytes(b"not sqlite" * 100)
     with pytest.raises(LedgerError):
         SqliteLedger(tmp_path / "garbage.db")
+
+
+def test_a_refused_message_is_failed_with_its_reason_and_never_retried(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.db")
+    _send(ledger)
+    ledger.failed(f"{DOC}>{R1}", "over the maximum message size")
+    ledger.record_outgoing([OutboxEntry("s1", DOC, R2, "status", b"<status/>")])
+    ledger.failed("s1", "message id too long")
+    assert [e.message_id for e in ledger.pending()] == [f"{DOC}>{R2}"]  # the refused ones are not retried
+    states = {d.recipient: (d.state, d.reason) for d in ledger.deliveries(DOC)}
+    assert states[R1] == (DeliveryState.FAILED, "over the maximum message size")
+    assert states[R2] == (DeliveryState.QUEUED, None)
+    assert ledger.failures() == [FailedMessage(f"{DOC}>{R1}", DOC, R1, "document", "over the maximum message size"),
+                                 FailedMessage("s1", DOC, R2, "status", "message id too long")]
+    # the failure survives a restart, and the other recipient is still published normally
+    ledger.close()
+    again = SqliteLedger(tmp_path / "l.db")
+    again.published([f"{DOC}>{R2}"])
+    assert again.pending() == [] and len(again.failures()) == 2
+    assert {d.recipient: d.state for d in again.deliveries(DOC)} == {R1: DeliveryState.FAILED, R2: DeliveryState.SENT}
+
+
+def test_the_sent_documents_content_digest_is_kept(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.db")
+    ledger.record_send(SentDocument(DOC, "000.00.00.H14", "05/CT-UBND", "Chỉ thị", dt.date(2026, 11, 23), content_digest="abc"), [])
+    assert ledger.document(DOC).content_digest == "abc"  # type: ignore[union-attr]
+
+
+def test_a_ledger_of_the_first_release_gains_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE documents (document_id TEXT PRIMARY KEY, sender TEXT NOT NULL, code TEXT NOT NULL, subject TEXT NOT NULL,"
+        " promulgated TEXT NOT NULL, due_date TEXT, kind TEXT NOT NULL, replaces TEXT, created_at TEXT NOT NULL);"
+        "CREATE TABLE bodies (digest TEXT PRIMARY KEY, body BLOB NOT NULL);"
+        "CREATE TABLE outbox (message_id TEXT PRIMARY KEY, document_id TEXT NOT NULL, recipient TEXT NOT NULL, kind TEXT NOT NULL,"
+        " digest TEXT NOT NULL, created_at TEXT NOT NULL, published_at TEXT);"
+        "CREATE TABLE incoming (sender TEXT NOT NULL, document_id TEXT NOT NULL, kind TEXT NOT NULL, message_id TEXT NOT NULL,"
+        " digest TEXT NOT NULL, received_at TEXT NOT NULL, receipt_sent INTEGER NOT NULL DEFAULT 0,"
+        " handed INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'received', PRIMARY KEY (sender, document_id, kind));"
+        "INSERT INTO bodies VALUES ('x', X'3c782f3e');"
+        "INSERT INTO incoming (sender, document_id, kind, message_id, digest, received_at) VALUES ('A', 'D', 'document', 'm', 'x', 'now');"
+    )
+    old.close()
+    ledger = SqliteLedger(path)
+    # a row stored before digests existed cannot be told apart: it counts as the same document
+    assert ledger.store_incoming("A", "D", "document", "m", b"<x/>", "d") is Arrival.REDELIVERY
+    _send(ledger)
+    ledger.failed(f"{DOC}>{R1}", "too large")
+    assert [f.recipient for f in ledger.failures()] == [R1]

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vbdt.codes import StatusCode
+from vbdt.edxml.codes import StatusCode
 from vbdt.errors import InvalidTransition
-from vbdt.receipts import PROGRESS, TERMINAL, TRANSITIONS, DeliveryState, Event, is_stale, next_state
+from vbdt.exchange.receipts import PROGRESS, TERMINAL, TRANSITIONS, DeliveryState, Event, is_stale, next_state
 
 S, C = DeliveryState, StatusCode
 

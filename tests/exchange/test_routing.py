@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vbdt.routing import inbox_queue, organ_id_for_key, routing_key
+from vbdt.exchange.routing import inbox_queue, organ_id_for_key, routing_key
 
 
 def test_keys_show_the_hierarchy() -> None:

@@ -20,9 +20,9 @@ from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 
 from conftest import require_tool
 from vbdt.errors import PdfSignatureError
-from vbdt.pades import sign_pdf, verify_pdf
-from vbdt.pki import TestPki, issue_certificate
-from vbdt.samplepdf import make_pdf
+from vbdt.trust.pades import sign_pdf, verify_pdf
+from vbdt.trust.pki import TestPki, issue_certificate
+from vbdt.trust.samplepdf import make_pdf
 
 H14 = "000.00.00.H14"
 

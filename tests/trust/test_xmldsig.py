@@ -11,8 +11,9 @@ from lxml import etree
 
 import vbdt
 from conftest import require_tool
-from vbdt.pki import TestPki, issue_certificate
-from vbdt.signing import (
+from vbdt.edxml.xmlparse import DS_NS, EDXML_NS
+from vbdt.trust.pki import TestPki, issue_certificate
+from vbdt.trust.xmldsig import (
     CertificateRejected,
     SignatureInvalid,
     SignatureProfileError,
@@ -21,9 +22,9 @@ from vbdt.signing import (
     sign,
     verify,
 )
-from vbdt.xmlparse import DS_NS, EDXML_NS
 
 H14, H54 = "000.00.00.H14", "000.00.00.H54"
+pytestmark = pytest.mark.usefixtures("dsig_backend")  # every test on signxml and on python-xmlsec
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,9 @@ def test_sign_and_verify_returns_what_was_signed(pki, directive: vbdt.Document, 
     assert result.package == directive
     assert result.agency == H14 and result.binding == "uid"
     assert result.signature_algorithm.endswith("rsa-sha256") and not result.warnings
-    assert "UBND Tỉnh Cao Bằng" in result.signer and len(result.chain) == 2
+    assert "UBND Tỉnh Cao Bằng" in result.signer and len(result.chain) == 3  # leaf, issuing CA, root
+    assert result.verdict.leaf == keys.agencies[H14].certificate == result.certificate
+    assert result.verdict.chain[-1] == keys.root.certificate
     # the signature sits where the profile says, and the package still validates
     root = etree.fromstring(signed)
     header = root.find(f"{{{EDXML_NS}}}edXMLEnvelope/{{{EDXML_NS}}}edXMLHeader")
@@ -213,16 +216,18 @@ def test_xmlsec1_verifies_what_vbdt_signs(pki, directive: vbdt.Document, tmp_pat
     assert result.returncode == 0 and "OK" in result.stdout + result.stderr
 
 
-def _xmlsec1_sign(directive: vbdt.Document, folder: Path, tmp_path: Path, *, sha1: bool = False) -> bytes:
-    """Sign with the xmlsec1 command-line tool from a template in the edXML profile."""
+def _xmlsec1_sign(directive: vbdt.Document, folder: Path, tmp_path: Path, *, sha1: bool = False,
+                  sha1_digest: bool | None = None) -> bytes:
+    """Sign with the xmlsec1 command-line tool from a template in the edXML profile (SHA-1 for the
+    signature method with ``sha1``, for the digest with ``sha1_digest``, which follows ``sha1`` by default)."""
     xmlsec1 = require_tool("xmlsec1")
-    from vbdt.writer import serialize, to_tree
+    from vbdt.edxml.writer import serialize, to_tree
 
     root = to_tree(directive)
     header = root.find(f"{{{EDXML_NS}}}edXMLEnvelope/{{{EDXML_NS}}}edXMLHeader")
     ds = f"{{{DS_NS}}}"
     method = "http://www.w3.org/2000/09/xmldsig#rsa-sha1" if sha1 else "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
-    digest = "http://www.w3.org/2000/09/xmldsig#sha1" if sha1 else "http://www.w3.org/2001/04/xmlenc#sha256"
+    digest = "http://www.w3.org/2000/09/xmldsig#sha1" if (sha1 if sha1_digest is None else sha1_digest) else "http://www.w3.org/2001/04/xmlenc#sha256"
     sig = etree.SubElement(header, ds + "Signature", nsmap={"ds": DS_NS})
     info = etree.SubElement(sig, ds + "SignedInfo")
     etree.SubElement(info, ds + "CanonicalizationMethod", Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#")
@@ -263,6 +268,19 @@ def test_legacy_sha1_verifies_only_on_request_and_says_it_is_weak(pki, directive
     assert result.package == directive and result.weak
     assert result.signature_algorithm.endswith("rsa-sha1")
     assert any("SHA-1" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize(("sha1", "sha1_digest", "weak_part"), [(False, True, "digest"), (True, False, "signature method")],
+                         ids=["sha256-signature-over-sha1-digest", "sha1-signature-over-sha256-digest"])
+def test_any_sha1_verifies_only_on_request_and_warns(pki, directive: vbdt.Document, tmp_path: Path, sha1: bool,  # type: ignore[no-untyped-def]
+                                                     sha1_digest: bool, weak_part: str) -> None:
+    _keys, folder = pki
+    signed = _xmlsec1_sign(directive, folder, tmp_path, sha1=sha1, sha1_digest=sha1_digest)
+    with pytest.raises(SignatureProfileError, match="SHA-1; it verifies only with legacy_sha1=True"):
+        verify(signed, trust=folder / "ca.pem")
+    result = verify(signed, trust=folder / "ca.pem", legacy_sha1=True)
+    assert result.package == directive and result.weak
+    assert [w for w in result.warnings if "SHA-1" in w and weak_part in w]
 
 
 def test_large_attachment_signs_and_verifies(pki, directive: vbdt.Document) -> None:  # type: ignore[no-untyped-def]

@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from vbdt.codes import Priority, SteeringType
-from vbdt.directory import Directory
-from vbdt.model import (
+import click
+
+from vbdt.cli.files import output_dir
+from vbdt.cli.options import check_amqp_url
+from vbdt.directory.agencies import Directory
+from vbdt.edxml.codes import Priority, SteeringType
+from vbdt.edxml.model import (
     VIETNAM_TZ,
     Attachment,
     Business,
@@ -29,12 +33,12 @@ from vbdt.model import (
     StaffInfo,
     TraceHeader,
 )
-from vbdt.resources import example_directory_path
-from vbdt.samplepdf import make_pdf
-from vbdt.validation import read, validate
-from vbdt.writer import write
+from vbdt.edxml.resources import example_directory_path
+from vbdt.edxml.validation import read, validate
+from vbdt.edxml.writer import write
+from vbdt.trust.samplepdf import make_pdf
 
-__all__ = ["build_directive", "compose", "run_demo", "run_exchange_demo"]
+__all__ = ["COMMANDS", "build_directive", "compose", "demo_command", "run_demo", "run_exchange_demo"]
 
 PROVINCE = "000.00.00.H14"
 
@@ -140,6 +144,22 @@ def run_demo(out_dir: Path, *, echo: Callable[[str], None] = print) -> Document:
     return doc
 
 
+@click.command("demo")
+@click.option("--out", "out_dir", default=".vbdt-run/demo", show_default=True, help="Where to write the files.")
+@click.option("--amqp", "amqp_url", envvar="VBDT_AMQP_URL", default=None,
+              help="Run the exchange over this RabbitMQ (admin URL; rabbitmqctl provisions a vbdt-demo vhost). "
+                   "Default: the embedded broker.")
+@click.option("--quick", is_flag=True, help="Only the document walkthrough, no exchange.")
+def demo_command(out_dir: str, amqp_url: str | None, quick: bool) -> None:
+    """Build, sign, validate and exchange documents across the four levels, with receipts."""
+    if amqp_url is not None:
+        check_amqp_url(amqp_url)
+    folder = output_dir(out_dir)
+    run_demo(folder, echo=click.echo)
+    if not quick:
+        asyncio.run(run_exchange_demo(folder, amqp_url=amqp_url, echo=click.echo))
+
+
 # ------------------------------------------------------------------------------------------------
 # The exchange: documents down the four levels and a report back up, with receipts.
 
@@ -181,10 +201,10 @@ async def run_exchange_demo(out_dir: Path, *, amqp_url: str | None = None, echo:
 
     Returns {DocumentId: {recipient: state}} as the senders' ledgers record it.
     """
-    from vbdt.agency import Agency, InboxItem
-    from vbdt.ledger import SqliteLedger
-    from vbdt.pki import TestPki
-    from vbdt.transport import Transport
+    from vbdt.exchange.client import Agency, InboxItem
+    from vbdt.exchange.ledger import SqliteLedger
+    from vbdt.exchange.transport import Transport
+    from vbdt.trust.pki import TestPki
 
     directory = Directory.load(example_directory_path())
     issued = date.today()
@@ -202,20 +222,21 @@ async def run_exchange_demo(out_dir: Path, *, amqp_url: str | None = None, echo:
     if amqp_url:
         from yarl import URL
 
-        from vbdt.amqp import AmqpTransport
-        from vbdt.broker import provision
+        from vbdt.exchange.amqp import AmqpTransport
+        from vbdt.exchange.broker import provision
 
         url = URL(amqp_url)
         urls = provision(ids, vhost="vbdt-demo", host=url.host or "127.0.0.1", port=url.port or 5672,
-                         admin=url.user or "guest", reset=True)
+                         admin=url.user or "guest", reset=True).urls
         echo(f"     provisioned vhost vbdt-demo: {len(urls)} users, one quorum inbox each")
 
         async def connect(organ_id: str) -> Transport:
             return await AmqpTransport.connect(urls[organ_id], declare=False)
     else:
-        from vbdt.memory import MemoryBroker
+        from vbdt.exchange.memory import MemoryBroker
 
         broker = MemoryBroker()
+        broker.provision(ids)  # the operator's step: agencies may not create queues
 
         async def connect(organ_id: str) -> Transport:
             return broker.connect(organ_id)
@@ -241,11 +262,12 @@ async def run_exchange_demo(out_dir: Path, *, amqp_url: str | None = None, echo:
             await _handle(item, agency.organ_id)
 
     async def _handle(item: InboxItem, organ_id: str) -> None:
-        for step in _answer_for(organ_id) if item.sender != REPORT.sender else ["accept", "complete"]:
-            if step == "reject":
-                await item.reject("Văn bản không thuộc thẩm quyền giải quyết của xã")
-            else:
-                await getattr(item, step)()
+        async with item:  # acknowledged when every answer went out
+            for step in _answer_for(organ_id) if item.sender != REPORT.sender else ["accept", "complete"]:
+                if step == "reject":
+                    await item.reject("Văn bản không thuộc thẩm quyền giải quyết của xã")
+                else:
+                    await getattr(item, step)()
 
     tasks = [asyncio.create_task(serve(a)) for a in agencies.values()]
     sent: list[tuple[_Plan, str, int]] = []
@@ -299,3 +321,6 @@ def _redact(url: str) -> str:
 
     parsed = URL(url)
     return str(parsed.with_password("***")) if parsed.password else url
+
+
+COMMANDS: list[click.Command] = [demo_command]

@@ -8,7 +8,7 @@ Directories load from JSON (``{"agencies": [...]}``) or CSV (one agency a row, t
 :func:`national_directory` builds the real 2025 map (34 provinces, 3,321 communes) from the
 ``vietnam-provinces`` package; its OrganIds are synthesised from statistical codes (see there).
 
-Recipient groups are written as selectors, shared by the API and the CLI (:mod:`vbdt.selectors`).
+Recipient groups are written as selectors, shared by the API and the CLI (:mod:`vbdt.directory.selectors`).
 """
 
 from __future__ import annotations
@@ -21,15 +21,16 @@ from typing import Any
 
 from pydantic import Field
 
-from vbdt.codes import AdminLevel
-from vbdt.errors import DirectoryError, InvalidModel, UnknownAgency, VbdtError
-from vbdt.model import Organization, _Model
-from vbdt.organid import OrganId
+from vbdt.directory.selectors import Selector, parse_selector
+from vbdt.edxml.codes import AdminLevel
+from vbdt.edxml.model import Organization, _Model
+from vbdt.edxml.organid import OrganId
+from vbdt.errors import DirectoryError, InvalidModel, UnknownAgency
 
-__all__ = ["Agency", "Directory", "national_directory"]
+__all__ = ["AgencyRecord", "Directory"]
 
 
-class Agency(_Model):
+class AgencyRecord(_Model):
     """One agency of the directory."""
 
     organ_id: OrganId
@@ -66,10 +67,10 @@ class Agency(_Model):
 class Directory:
     """An immutable set of agencies with their hierarchy, indexed for the queries routing needs."""
 
-    def __init__(self, agencies: Iterable[Agency], *, name: str = "directory") -> None:
+    def __init__(self, agencies: Iterable[AgencyRecord], *, name: str = "directory") -> None:
         self.name = name
-        self._by_id: dict[str, Agency] = {}
-        self._children: dict[str, list[Agency]] = {}
+        self._by_id: dict[str, AgencyRecord] = {}
+        self._children: dict[str, list[AgencyRecord]] = {}
         for agency in agencies:
             if agency.organ_id in self._by_id:
                 raise DirectoryError(f"{name}: agency {str(agency.organ_id)!r} appears twice")
@@ -131,13 +132,13 @@ class Directory:
 
     @classmethod
     def from_rows(cls, rows: Iterable[dict[str, Any]], *, name: str = "directory") -> Directory:
-        """Build from dictionaries with the fields of :class:`Agency`."""
+        """Build from dictionaries with the fields of :class:`AgencyRecord`."""
         agencies = []
         for i, row in enumerate(rows, 1):
             if not isinstance(row, dict):
                 raise DirectoryError(f"{name}: agency #{i} is not an object")
             try:
-                agencies.append(Agency(**row))
+                agencies.append(AgencyRecord(**row))
             except (InvalidModel, TypeError) as exc:
                 raise DirectoryError(f"{name}: agency #{i}: {exc}") from None
         return cls(agencies, name=name)
@@ -152,33 +153,33 @@ class Directory:
     def __contains__(self, organ_id: object) -> bool:
         return organ_id in self._by_id
 
-    def __iter__(self) -> Iterator[Agency]:
+    def __iter__(self) -> Iterator[AgencyRecord]:
         return iter(self._by_id.values())
 
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def get(self, organ_id: str) -> Agency:
+    def get(self, organ_id: str) -> AgencyRecord:
         """The agency, or :class:`~vbdt.errors.UnknownAgency`."""
         try:
             return self._by_id[organ_id]
         except KeyError:
             raise UnknownAgency(organ_id) from None
 
-    def parent(self, organ_id: str) -> Agency | None:
+    def parent(self, organ_id: str) -> AgencyRecord | None:
         """The agency directly above, or None at the top."""
         agency = self.get(organ_id)
         return None if agency.parent is None else self._by_id[agency.parent]
 
-    def children(self, organ_id: str) -> list[Agency]:
+    def children(self, organ_id: str) -> list[AgencyRecord]:
         """The agencies directly below."""
         self.get(organ_id)
         return list(self._children.get(organ_id, ()))
 
-    def descendants(self, organ_id: str, level: AdminLevel | None = None) -> list[Agency]:
+    def descendants(self, organ_id: str, level: AdminLevel | None = None) -> list[AgencyRecord]:
         """Every agency below, depth first; only those of ``level`` when given."""
         self.get(organ_id)
-        out: list[Agency] = []
+        out: list[AgencyRecord] = []
         stack = list(reversed(self._children.get(organ_id, ())))
         while stack:
             agency = stack.pop()
@@ -187,7 +188,7 @@ class Directory:
             stack.extend(reversed(self._children.get(agency.organ_id, ())))
         return out
 
-    def ancestors(self, organ_id: str) -> list[Agency]:
+    def ancestors(self, organ_id: str) -> list[AgencyRecord]:
         """Every agency above, nearest first."""
         out = []
         node = self.parent(organ_id)
@@ -196,17 +197,31 @@ class Directory:
             node = self.parent(node.organ_id)
         return out
 
-    def of_level(self, level: AdminLevel, under: str | None = None) -> list[Agency]:
+    def of_level(self, level: AdminLevel, under: str | None = None) -> list[AgencyRecord]:
         """All agencies of a level, in the whole directory or under one agency."""
         if under is not None:
             return self.descendants(under, level)
         return [a for a in self if a.level is level]
 
-    def select(self, *selectors: str) -> list[Agency]:
-        """The agencies named by selectors (see :mod:`vbdt.selectors`), each once, in order."""
-        from vbdt.selectors import resolve
+    def select(self, *selectors: str) -> list[AgencyRecord]:
+        """The agencies named by selectors (see :mod:`vbdt.directory.selectors`), each once, in order.
 
-        return resolve(self, selectors)
+        Unknown agencies raise UnknownAgency; a malformed selector raises InvalidSelector.
+        """
+        out: dict[str, AgencyRecord] = {}
+        for text in selectors:
+            for agency in self._selected(parse_selector(text)):
+                out.setdefault(agency.organ_id, agency)
+        return list(out.values())
+
+    def _selected(self, selector: Selector) -> list[AgencyRecord]:
+        if selector.base is None:
+            return [a for a in self if selector.level is None or a.level is selector.level]
+        if selector.scope == "self":
+            return [self.get(selector.base)]
+        if selector.scope == "children":
+            return [a for a in self.children(selector.base) if selector.level is None or a.level is selector.level]
+        return self.descendants(selector.base, selector.level)
 
     def organization(self, organ_id: str) -> Organization:
         """The edXML ``From``/``To`` block of an agency, with its superior as OrganizationInCharge."""
@@ -215,59 +230,3 @@ class Directory:
         org = agency.organization()
         org.organization_in_charge = parent.name if parent else None
         return org
-
-
-# The 34 provincial People's Committees get level-1 identifiers H + two-digit statistical code,
-# and their communes level-2 groups numbered in statistical-code order. These are NOT the
-# OrganIds the Ministry assigned (that table is not published in machine-readable form); they
-# give a directory of the real size, names and shape for routing and load tests.
-def national_directory() -> Directory:
-    """Vietnam since 1 July 2025: the Government Office, 34 provinces and 3,321 communes."""
-    try:
-        from vietnam_provinces import Province, Ward
-    except ImportError as exc:  # pragma: no cover - it is a dependency
-        raise VbdtError("the national directory needs the vietnam-provinces package") from exc
-    rows: list[dict[str, Any]] = [
-        {"organ_id": "000.00.00.G22", "name": "Văn phòng Chính phủ", "level": "central", "short_name": "VPCP"}
-    ]
-    wards_by_province: dict[int, list[Any]] = {}
-    for ward in Ward.iter_all():
-        wards_by_province.setdefault(int(ward.province_code), []).append(ward)
-    for province in sorted(Province.iter_all(), key=lambda p: int(p.code)):
-        code = int(province.code)
-        province_id = f"000.00.00.H{code:02d}"
-        rows.append(
-            {
-                "organ_id": province_id,
-                # The package writes "Cao Bằng" but "Thành phố Hà Nội": say "Tỉnh" where it is one.
-                "name": f"UBND {'Tỉnh ' if province.division_type.value == 'tỉnh' else ''}{province.name}",
-                "level": "province",
-                "short_name": "UBND",
-                "statistical_code": f"{code:02d}",
-            }
-        )
-        wards = sorted(wards_by_province.get(code, []), key=lambda w: int(w.code))
-        for index, ward in enumerate(wards, 1):
-            rows.append(
-                {
-                    "organ_id": f"000.00.{_two_chars(index)}.H{code:02d}",
-                    "name": f"UBND {ward.name}",
-                    "level": "commune",
-                    "parent": province_id,
-                    "short_name": "UBND",
-                    "statistical_code": f"{int(ward.code):05d}",
-                }
-            )
-    return Directory.from_rows(rows, name="vietnam-2025")
-
-
-def _two_chars(index: int) -> str:
-    """01..99, then A0..ZZ: a two-character group for up to 1,035 units (Decision 20/2020 allows A-Z)."""
-    if index < 100:
-        return f"{index:02d}"
-    index -= 100
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    first, second = divmod(index, 36)
-    if first >= 26:
-        raise DirectoryError("more than 1,035 units at one level cannot be numbered in two characters")
-    return alphabet[10 + first] + alphabet[second]

@@ -11,24 +11,20 @@
     **:province                every province in the directory
     **                         every agency in the directory
 
-Several selectors make a union; each agency is named once, in the order first selected.
+Several selectors make a union; each agency is named once, in the order first selected
+(:meth:`vbdt.directory.Directory.select`). This module only parses: it knows no directory.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from vbdt.codes import AdminLevel
+from vbdt.edxml.codes import AdminLevel
+from vbdt.edxml.organid import OrganId
 from vbdt.errors import InvalidOrganId, InvalidSelector
-from vbdt.organid import OrganId
 
-if TYPE_CHECKING:  # pragma: no cover
-    from vbdt.directory import Agency, Directory
-
-__all__ = ["LEVEL_NAMES", "Selector", "parse_selector", "resolve"]
+__all__ = ["LEVEL_NAMES", "Selector", "parse_selector"]
 
 LEVEL_NAMES: dict[str, AdminLevel] = {
     **{level.value: level for level in AdminLevel},
@@ -82,23 +78,3 @@ def parse_selector(text: str) -> Selector:
     if scope == "self" and level is not None:
         raise InvalidSelector(f"invalid selector {text!r}: a level needs /* or /** (e.g. {base}/**:{match['level']})")
     return Selector(base, scope, level)
-
-
-def resolve(directory: Directory, selectors: Iterable[str]) -> list[Agency]:
-    """The agencies selected, each once, in order. Unknown agencies raise UnknownAgency."""
-    out: dict[str, Agency] = {}
-    for text in selectors:
-        selector = parse_selector(text)
-        if selector.base is None:
-            found = [a for a in directory if selector.level is None or a.level is selector.level]
-        elif selector.scope == "self":
-            found = [directory.get(selector.base)]
-        elif selector.scope == "children":
-            found = [
-                a for a in directory.children(selector.base) if selector.level is None or a.level is selector.level
-            ]
-        else:
-            found = directory.descendants(selector.base, selector.level)
-        for agency in found:
-            out.setdefault(agency.organ_id, agency)
-    return list(out.values())

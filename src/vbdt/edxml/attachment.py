@@ -21,7 +21,7 @@ __all__ = ["Base64Content", "BytesContent", "ContentSource", "FileContent", "con
 
 _WHITESPACE = re.compile(r"\s+")
 _SPACES = ("\n", " ", "\r", "\t")
-_B64_ALPHABET = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
+_B64_ALPHABET = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
 class ContentSource(ABC):
@@ -130,7 +130,7 @@ class Base64Content(ContentSource):
         clean = self._cleaned()
         if len(clean) % 4:
             return f"length {len(clean)} is not a multiple of 4 (truncated?)"
-        if not _B64_ALPHABET.match(clean):
+        if not _B64_ALPHABET.fullmatch(clean):
             bad = re.search(r"[^A-Za-z0-9+/=]", clean)
             if bad:
                 return f"character {bad.group()!r} at offset {bad.start()} is not base64"

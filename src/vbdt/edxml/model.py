@@ -20,10 +20,12 @@ from typing import Annotated, Any
 import pydantic
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from vbdt.attachment import BytesContent, ContentSource, FileContent
-from vbdt.codes import BusinessDocType, Priority, StatusCode, SteeringType
+from vbdt.edxml.attachment import BytesContent, ContentSource, FileContent
+from vbdt.edxml.codes import BusinessDocType, Priority, StatusCode, SteeringType
+from vbdt.edxml.limits import DEFAULT_LIMITS, Limits
+from vbdt.edxml.organid import OrganId
+from vbdt.edxml.sniff import detect_type, unzip_single
 from vbdt.errors import InvalidModel
-from vbdt.organid import OrganId
 
 __all__ = [
     "VIETNAM_TZ",
@@ -288,7 +290,7 @@ class ManifestReference(_Model):
 class Attachment(_Model):
     """``AttachmentEncoded/Attachment``: a file carried in the package.
 
-    ``content`` is a :class:`~vbdt.attachment.ContentSource`: bytes in memory, a file read when
+    ``content`` is a :class:`~vbdt.edxml.attachment.ContentSource`: bytes in memory, a file read when
     needed, or base64 text decoded only when read.
     """
 
@@ -351,6 +353,17 @@ class Attachment(_Model):
     def size(self) -> int:
         """Decoded size in bytes."""
         return self.content.size
+
+    @property
+    def real_type(self) -> str | None:
+        """The MIME type the bytes show (PDF, ZIP, DOC, DOCX, XLSX, images), whatever ``content_type``
+        says; None when the bytes match no known signature."""
+        return detect_type(self.content)
+
+    def unzip(self, limits: Limits = DEFAULT_LIMITS) -> tuple[str, bytes]:
+        """The name and bytes of the one file of an attachment the sender zipped (bounded by
+        ``limits.max_unzipped_bytes``; see :func:`vbdt.edxml.sniff.unzip_single`)."""
+        return unzip_single(self.content, limits)
 
     def manifest_reference(self) -> ManifestReference:
         """The manifest entry for this attachment."""

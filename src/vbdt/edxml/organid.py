@@ -24,19 +24,35 @@ from pydantic_core import core_schema
 
 from vbdt.errors import InvalidOrganId
 
-__all__ = ["OrganId"]
+__all__ = ["OrganId", "nonstandard_kind"]
 
 _MAX_LENGTH = 35  # Decision 20/2020/QĐ-TTg
-_SYNTAX = re.compile(r"^[0-9A-Z]+(?:\.[0-9A-Z]+)*$")
+_SYNTAX = re.compile(r"[0-9A-Z]+(?:\.[0-9A-Z]+)*")
 # The standard four-group form. Group widths are fixed; the level-1 group is a letter and two
 # characters (G22, H54; real systems also use other letters such as A80).
 _GROUP_SHAPES = (
-    (re.compile(r"^[0-9A-Z]{3}$"), "three characters", "000"),
-    (re.compile(r"^[0-9A-Z]{2}$"), "two characters", "00"),
-    (re.compile(r"^[0-9A-Z]{2}$"), "two characters", "00"),
-    (re.compile(r"^[A-Z][0-9A-Z]{2}$"), "a capital letter and two characters", None),
+    (re.compile(r"[0-9A-Z]{3}"), "three characters", "000"),
+    (re.compile(r"[0-9A-Z]{2}"), "two characters", "00"),
+    (re.compile(r"[0-9A-Z]{2}"), "two characters", "00"),
+    (re.compile(r"[A-Z][0-9A-Z]{2}"), "a capital letter and two characters", None),
 )
 _GROUP_NAMES = ("level-4 group", "level-3 group", "level-2 group", "level-1 group")
+# Identifiers really seen on the national axis that are not QCVN 102 identifiers: the reader keeps
+# them (lenient) and names their kind; strict reading refuses them (rule EDX107).
+_KINDS = (
+    (re.compile(r"[0-9]{10}(?:[0-9]{2,3})?"), "an enterprise tax code, not an agency identifier"),
+    (re.compile(r"[a-z][a-z0-9]*(?:\.[a-z0-9]+)+"), "a hub identifier in lower case, not an agency identifier"),
+    (re.compile(r"[A-Z][0-9A-Z]{2}"), "a bare level-1 code; the identifier is 000.00.00.{value}"),
+    (re.compile(r"[0-9]{2}\.[0-9]{2}\.W[0-9]{2}"), "a hop of the national axis, not an agency"),
+)
+
+
+def nonstandard_kind(value: str) -> str | None:
+    """What a known non-standard identifier is (tax code, hub, bare level-1 code, axis hop), or None."""
+    for shape, kind in _KINDS:
+        if shape.fullmatch(value):
+            return kind.format(value=value)
+    return None
 
 
 class OrganId(str):
@@ -54,19 +70,18 @@ class OrganId(str):
     def __new__(cls, value: str) -> OrganId:
         if not isinstance(value, str):
             raise InvalidOrganId(repr(value), "an OrganId is a string")
-        value = value.strip()
         _parse_standard(value)
         return super().__new__(cls, value)
 
     @classmethod
     def lenient(cls, value: str) -> OrganId:
-        """Accept any Decision 20/2020 identifier; ``is_standard`` tells whether it is four-group."""
-        value = value.strip()
+        """Accept any Decision 20/2020 identifier or a known non-standard kind (:func:`nonstandard_kind`);
+        ``is_standard`` tells whether it is four-group."""
         try:
             return cls(value)
         except InvalidOrganId:
             pass
-        if not value or len(value) > _MAX_LENGTH or not _SYNTAX.match(value):
+        if not value or len(value) > _MAX_LENGTH or not (_SYNTAX.fullmatch(value) or nonstandard_kind(value)):
             raise InvalidOrganId(
                 value,
                 f"an identifier is at most {_MAX_LENGTH} characters of 0-9 and A-Z "
@@ -146,6 +161,8 @@ class OrganId(str):
 # The same identifiers recur in every document of an exchange; a bounded cache keeps parsing free.
 @functools.lru_cache(maxsize=65536)
 def _parse_standard(value: str) -> tuple[int, str | None]:
+    if value != value.strip():
+        raise InvalidOrganId(value, "an identifier has no spaces or line breaks around it")
     groups = value.split(".")
     if len(groups) != 4:
         raise InvalidOrganId(
@@ -153,7 +170,7 @@ def _parse_standard(value: str) -> tuple[int, str | None]:
             f"expected four dot-separated groups like 000.00.00.H54, found {len(groups)}",
         )
     for group, (shape, words, _zero), name in zip(groups, _GROUP_SHAPES, _GROUP_NAMES, strict=True):
-        if not shape.match(group):
+        if not shape.fullmatch(group):
             raise InvalidOrganId(value, f"the {name} {group!r} must be {words} (0-9, A-Z)")
     set_flags = [group != zero for group, (_, _, zero) in zip(groups, _GROUP_SHAPES, strict=True)]
     # set_flags[0..2] = levels 4,3,2 present; level 1 is always set.

@@ -19,7 +19,7 @@ def shipped_dir(name: str) -> Path:
     packaged = resources.files("vbdt") / name
     if packaged.is_dir():
         return Path(str(packaged))
-    source_tree = Path(__file__).resolve().parents[2] / name
+    source_tree = Path(__file__).resolve().parents[3] / name
     if source_tree.is_dir():
         return source_tree
     raise VbdtError(f"the {name} folder is missing from this installation of vbdt")

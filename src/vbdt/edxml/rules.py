@@ -3,45 +3,51 @@
 Each rule is a plain function ``(package, context) -> iterable of findings``; :data:`RULES` lists
 them. Rules only see the model (and, for a parsed document, the manifest as it was written), so they
 apply the same way to a package built in Python and to one read from bytes. Paths are written in
-the form of :mod:`vbdt.paths`; the validator attaches source lines.
+the form of :mod:`vbdt.edxml.paths`; the validator attaches source lines.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
 
-from vbdt import paths
-from vbdt.attachment import Base64Content
-from vbdt.codes import BusinessDocType, StatusCode
+from vbdt.edxml import paths
+from vbdt.edxml.attachment import Base64Content
+from vbdt.edxml.codes import BusinessDocType, StatusCode
+from vbdt.edxml.findings import Finding, Severity
+from vbdt.edxml.model import VIETNAM_TZ, Code, Document, ManifestReference, Package, StatusMessage, document_id_for
+from vbdt.edxml.organid import OrganId, nonstandard_kind
+from vbdt.edxml.sniff import KNOWN_TYPES, sniff, zip_single_entry_name
 from vbdt.errors import InvalidOrganId
-from vbdt.findings import Finding, Severity
-from vbdt.model import VIETNAM_TZ, Code, Document, ManifestReference, Package, StatusMessage, document_id_for
-from vbdt.organid import OrganId
-
-if TYPE_CHECKING:  # pragma: no cover
-    from vbdt.directory import Directory
 
 __all__ = ["RULES", "RuleContext", "check_rules", "parse_document_id"]
 
 E, W = Severity.ERROR, Severity.WARNING
-_DOCUMENT_ID = re.compile(r"^(?P<organ>[^,]+),(?P<date>[^,]+),(?P<code>[^,]+)$")
+_USUAL_TYPES = frozenset({1, 2})  # văn bản hành chính, văn bản quy phạm pháp luật
+_DOCUMENT_ID = re.compile(r"(?P<organ>[^,]+),(?P<date>[^,]+),(?P<code>[^,]+)")
 
 
 @dataclass
 class RuleContext:
     """What the rules may consult besides the package."""
 
-    directory: Directory | None = None
+    directory: Container[str] | None = None
     """When given, every agency named must be in it (EDX102)."""
     today: date = field(default_factory=lambda: datetime.now(VIETNAM_TZ).date())
     """The date against which "in the future" is judged."""
     source_manifest: list[ManifestReference] | None = None
     """The manifest as written in the source, for a parsed document."""
+    lenient: bool = False
+    """Reading leniently: the real-world variants (EDX106, EDX107, EDX110, EDX203, EDX208, EDX307-308) are
+    warnings instead of errors."""
+
+    @property
+    def variant(self) -> Severity:
+        """The severity of a real-world variant: a warning when lenient, an error when strict."""
+        return W if self.lenient else E
 
 
 Rule = Callable[[Package, RuleContext], Iterable[Finding]]
@@ -49,7 +55,7 @@ Rule = Callable[[Package, RuleContext], Iterable[Finding]]
 
 def parse_document_id(value: str) -> tuple[str, str, str] | None:
     """Split a DocumentId into (OrganId, date text, number/notation), or None when not in that form."""
-    match = _DOCUMENT_ID.match(value.strip())
+    match = _DOCUMENT_ID.fullmatch(value.strip())
     if match is None:
         return None
     return match["organ"], match["date"], match["code"]
@@ -95,10 +101,27 @@ def _organizations(package: Package) -> Iterator[tuple[str, OrganId]]:
 
 
 def organ_ids_standard(package: Package, ctx: RuleContext) -> Iterator[Finding]:
-    """EDX101: every OrganId has the four-group form."""
+    """EDX101: every OrganId has the four-group form; EDX107: a known non-standard kind is a variant."""
     for path, organ_id in _organizations(package):
-        if not organ_id.is_standard:
+        if organ_id.is_standard:
+            continue
+        kind = nonstandard_kind(str(organ_id))
+        if kind:
+            yield Finding("EDX107", ctx.variant, f"OrganId {str(organ_id)!r} is {kind}", path)
+        else:
             yield Finding("EDX101", E, f"OrganId {str(organ_id)!r}: {_why_not_standard(organ_id)}", path)
+
+
+def organ_names(package: Package, ctx: RuleContext) -> Iterator[Finding]:
+    """EDX106: From and To name their agency (OrganName), so a clerk can read who they are."""
+    m = paths.MESSAGE
+    named = [(f"{m}/From", package.sender)]
+    if isinstance(package, Document):
+        n = len(package.recipients)
+        named += [(f"{m}/{paths.indexed('To', i, n)}", r) for i, r in enumerate(package.recipients)]
+    for path, organization in named:
+        if not organization.organ_name:
+            yield Finding("EDX106", ctx.variant, f"{str(organization.organ_id)!r} has no OrganName", f"{path}/OrganName")
 
 
 def _why_not_standard(organ_id: OrganId) -> str:
@@ -155,8 +178,9 @@ def document_id(package: Package, ctx: RuleContext) -> Iterator[Finding]:
     parts = parse_document_id(package.document_id)
     if parts is None:
         yield Finding(
-            "EDX110", E,
-            f"DocumentId {package.document_id!r} is not sender,yyyy/MM/dd,number/notation; expected {expected!r}",
+            "EDX110", ctx.variant,
+            f"DocumentId {package.document_id!r} is an opaque id, not sender,yyyy/MM/dd,number/notation "
+            f"(expected {expected!r})",
             path,
         )  # fmt: skip
         return
@@ -198,7 +222,7 @@ def referenced_document_ids(package: Package, ctx: RuleContext) -> Iterator[Find
     for path, value in refs:
         parts = parse_document_id(value)
         if parts is None:
-            yield Finding("EDX110", E, f"DocumentId {value!r} is not sender,yyyy/MM/dd,number/notation", path)
+            yield Finding("EDX110", ctx.variant, f"DocumentId {value!r} is not sender,yyyy/MM/dd,number/notation", path)
             continue
         problem = _valid_date(parts[1])
         if problem:
@@ -231,7 +255,7 @@ def dates(package: Package, ctx: RuleContext) -> Iterator[Finding]:
     issued = package.promulgation.date
     if package.due_date is not None and package.due_date < issued:
         yield Finding(
-            "EDX203", E,
+            "EDX203", ctx.variant,
             f"DueDate {package.due_date:%Y/%m/%d} is before PromulgationDate {issued:%Y/%m/%d}",
             f"{paths.MESSAGE}/DueDate",
         )  # fmt: skip
@@ -239,6 +263,14 @@ def dates(package: Package, ctx: RuleContext) -> Iterator[Finding]:
         yield Finding(
             "EDX204", W, f"PromulgationDate {issued:%Y/%m/%d} is more than a year ahead",
             f"{paths.MESSAGE}/PromulgationInfo/PromulgationDate",
+        )  # fmt: skip
+    kind = package.document_type
+    if kind.type not in _USUAL_TYPES or (kind.type_detail is not None and not 0 <= kind.type_detail <= 99):
+        yield Finding(
+            "EDX208", ctx.variant,
+            f"DocumentType Type {kind.type}, TypeDetail {kind.type_detail} is outside the usual range "
+            "(Type 1 or 2, TypeDetail 0-99)",
+            f"{paths.MESSAGE}/DocumentType",
         )  # fmt: skip
     for name, value in (
         ("PromulgationAmount", package.other_info.promulgation_amount),
@@ -254,8 +286,13 @@ def attachments(package: Package, ctx: RuleContext) -> Iterator[Finding]:
         return
     n = len(package.attachments)
     ids = Counter(a.content_id for a in package.attachments)
+    first_named: dict[str, int] = {}
     for i, attachment in enumerate(package.attachments):
         path = f"{paths.ATTACHMENTS}/{paths.indexed('Attachment', i, n)}"
+        # a DMS files attachments by name: a second file of the same name would overwrite the first
+        first = first_named.setdefault(attachment.name, i)
+        if first != i:
+            yield Finding("EDX306", E, f"AttachmentName {attachment.name!r} is already the name of Attachment[{first + 1}]", f"{path}/AttachmentName")
         if ids[attachment.content_id] > 1:
             yield Finding("EDX302", E, f"ContentId {attachment.content_id!r} is used by {ids[attachment.content_id]} attachments", f"{path}/ContentId")
         if not attachment.content_id.startswith("cid:"):
@@ -283,6 +320,26 @@ def attachments(package: Package, ctx: RuleContext) -> Iterator[Finding]:
             f"the manifest has {len(ctx.source_manifest)} references for {len(package.attachments)} attachments",
             manifest_path,
         )  # fmt: skip
+
+
+def attachment_types(package: Package, ctx: RuleContext) -> Iterator[Finding]:
+    """EDX307-309: the ContentType says what the bytes are; a one-file ZIP is named."""
+    if not isinstance(package, Document):
+        return
+    n = len(package.attachments)
+    for i, attachment in enumerate(package.attachments):
+        path = f"{paths.ATTACHMENTS}/{paths.indexed('Attachment', i, n)}"
+        declared = attachment.content_type.strip().lower()
+        real = sniff(attachment.content)
+        if declared not in KNOWN_TYPES:
+            detail = f"; the bytes are {real.mime}" if real else ""
+            yield Finding("EDX308", ctx.variant, f"ContentType {attachment.content_type!r} of {attachment.name!r} is not a known MIME type{detail}", f"{path}/ContentType")
+        elif real is not None and not real.matches(declared):
+            yield Finding("EDX307", ctx.variant, f"{attachment.name!r} is labelled {attachment.content_type!r} but its bytes are {real.mime}", f"{path}/ContentType")
+        if real is not None and real.mime == "application/zip":
+            inner = zip_single_entry_name(attachment.content)
+            if inner:
+                yield Finding("EDX309", W, f"{attachment.name!r} is a ZIP holding the one file {inner!r}; Attachment.unzip() gives it", f"{path}/ContentTransferEncoded")
 
 
 def status_message(package: Package, ctx: RuleContext) -> Iterator[Finding]:
@@ -321,6 +378,7 @@ def business(package: Package, ctx: RuleContext) -> Iterator[Finding]:
 
 RULES: tuple[Rule, ...] = (
     organ_ids_standard,
+    organ_names,
     agencies_known,
     recipients,
     document_id,
@@ -328,6 +386,7 @@ RULES: tuple[Rule, ...] = (
     code_numbers,
     dates,
     attachments,
+    attachment_types,
     status_message,
     business,
 )

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from lxml import etree
 
-from vbdt.findings import Finding, Severity
-from vbdt.paths import element_path
-from vbdt.resources import shipped_dir
-from vbdt.xmlparse import EDXML_NS
+from vbdt.edxml.findings import Finding, Severity
+from vbdt.edxml.paths import element_path
+from vbdt.edxml.resources import shipped_dir
+from vbdt.edxml.xmlparse import EDXML_NS
 
 __all__ = ["SchemaKind", "schema", "schema_dir", "schema_findings"]
 

@@ -3,29 +3,29 @@
 bytes → hardened parse → repair quirks → XSD → model → business rules → report.
 
 The tree is parsed once and validated in place; the schema is compiled once per process. Strict
-and lenient reading differ in one thing only: the known quirks of real systems
-(:func:`vbdt.reader.repair_quirks`) are errors when strict, warnings when lenient. Everything else
-keeps its severity, and a lenient read still hands back the model with its findings.
+and lenient reading differ in one thing only: the known deviations of real systems (the byte-level
+ones of :func:`vbdt.edxml.reader.parse_tree`, the tree-level ones of
+:func:`vbdt.edxml.reader.repair_quirks`, and the value-level ones the rules mark as variants) are
+errors when strict, warnings when lenient. Everything else keeps its severity, and a lenient read
+still hands back the model with its findings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
+from vbdt.edxml.findings import Finding, Severity
+from vbdt.edxml.model import Document, Package
+from vbdt.edxml.reader import build_package, is_status_message, parse_tree, repair_quirks
+from vbdt.edxml.rules import RuleContext, check_rules
+from vbdt.edxml.schemas import SchemaKind, schema_findings
+from vbdt.edxml.writer import to_tree
+from vbdt.edxml.xmlparse import DEFAULT_LIMITS, Limits, load_bytes
 from vbdt.errors import ValidationError
-from vbdt.findings import Finding, Severity
-from vbdt.model import Document, Package
-from vbdt.reader import build_package, is_status_message, repair_quirks
-from vbdt.rules import RuleContext, check_rules
-from vbdt.schemas import SchemaKind, schema_findings
-from vbdt.writer import to_tree
-from vbdt.xmlparse import DEFAULT_LIMITS, Limits, load_bytes, parse_xml
-
-if TYPE_CHECKING:  # pragma: no cover
-    from vbdt.directory import Directory
 
 __all__ = ["Source", "ValidationReport", "check", "read", "read_lenient", "validate"]
 
@@ -93,24 +93,25 @@ def validate(
     source: Source,
     *,
     lenient: bool = False,
-    directory: Directory | None = None,
+    directory: Container[str] | None = None,
     limits: Limits = DEFAULT_LIMITS,
     today: date | None = None,
 ) -> ValidationReport:
     """Read and check a document; return every finding rather than raising on the first.
 
-    Raises :class:`~vbdt.errors.XmlError` only when the bytes cannot be taken as edXML at all.
+    Raises :class:`~vbdt.errors.XmlError` only when the bytes cannot be taken as edXML at all
+    (:class:`~vbdt.errors.TooManyAttachments` past ``limits.max_attachments``).
     """
     data = load_bytes(source, limits)
-    tree = parse_xml(data, limits)
+    tree, findings = parse_tree(data, limits, lenient=lenient)
     del data  # the tree holds the content now; do not keep a second copy of a large package
-    findings = repair_quirks(tree, lenient=lenient)
+    findings += repair_quirks(tree, lenient=lenient)
     kind = SchemaKind.STATUS if is_status_message(tree) else SchemaKind.DOCUMENT
     findings += schema_findings(tree, kind)
-    built = build_package(tree, findings)
+    built = build_package(tree, findings, limits=limits)
     findings += built.findings
     if built.package is not None:
-        ctx = RuleContext(directory=directory, source_manifest=built.manifest)
+        ctx = RuleContext(directory=directory, source_manifest=built.manifest, lenient=lenient)
         if today is not None:
             ctx.today = today
         for finding in check_rules(built.package, ctx):
@@ -134,7 +135,7 @@ def _nearest_line(path: str, lines: dict[str, int]) -> int | None:
 def read(
     source: Source,
     *,
-    directory: Directory | None = None,
+    directory: Container[str] | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Package:
     """Read a document strictly: the package, or :class:`~vbdt.errors.ValidationError`.
@@ -150,7 +151,7 @@ def read(
 def read_lenient(
     source: Source,
     *,
-    directory: Directory | None = None,
+    directory: Container[str] | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> ValidationReport:
     """Read a real-world document: the package plus every finding.
@@ -163,7 +164,7 @@ def read_lenient(
     return report
 
 
-def check(package: Package, *, directory: Directory | None = None, today: date | None = None) -> list[Finding]:
+def check(package: Package, *, directory: Container[str] | None = None, today: date | None = None) -> list[Finding]:
     """Validate a package built in Python: the schema on its written form, then the rules."""
     tree = to_tree(package).getroottree()
     kind = SchemaKind.DOCUMENT if isinstance(package, Document) else SchemaKind.STATUS

@@ -1,7 +1,10 @@
 """Model → edXML tree → bytes.
 
-Deterministic (the same model gives the same bytes), UTF-8, with the ``edXML`` prefix and the
-element order of the real packages. Every value goes through lxml, which escapes it; nothing is
+Deterministic (the same model gives the same bytes), UTF-8, in the form the most widespread readers
+(the national axis' .NET and Java SDKs) accept: every element carries the ``edXML:`` prefix (some
+readers look elements up by their prefixed name, ``edXML:StatusCode``), declared once on the root;
+dates ``yyyy/MM/dd`` and times ``yyyy/MM/dd HH:mm:ss`` in Vietnam time; two-digit status codes; the
+element order of the SDK samples (:mod:`vbdt.edxml.order`); no empty optional element. Every value goes through lxml, which escapes it; nothing is
 built by string concatenation. :func:`to_tree` is public for the signing layer, which adds the
 ``ds:Signature`` to the tree before it is serialised once.
 """
@@ -12,8 +15,7 @@ from datetime import date, datetime
 
 from lxml import etree
 
-from vbdt.errors import UsageError
-from vbdt.model import (
+from vbdt.edxml.model import (
     VIETNAM_TZ,
     Business,
     Code,
@@ -25,7 +27,8 @@ from vbdt.model import (
     StatusMessage,
     TraceHeader,
 )
-from vbdt.xmlparse import EDXML_NS
+from vbdt.edxml.xmlparse import EDXML_NS
+from vbdt.errors import UsageError
 
 __all__ = ["serialize", "to_tree", "write"]
 
@@ -36,9 +39,10 @@ def _q(name: str) -> str:
     return f"{{{EDXML_NS}}}{name}"
 
 
-def _leaf(parent: etree._Element, name: str, value: object) -> None:
-    """Append ``<name>value</name>`` unless value is None."""
-    if value is None:
+def _leaf(parent: etree._Element, name: str, value: object, *, required: bool = False) -> None:
+    """Append ``<name>value</name>`` unless value is None, or empty for an optional element
+    (an empty optional element is a variant strict readers refuse, EDX910)."""
+    if value is None or (value == "" and not required):
         return
     if isinstance(value, bool):
         text = "true" if value else "false"
@@ -55,7 +59,7 @@ def _leaf(parent: etree._Element, name: str, value: object) -> None:
 
 def _organization(parent: etree._Element, name: str, org: Organization) -> None:
     el = etree.SubElement(parent, _q(name))
-    _leaf(el, "OrganId", str(org.organ_id))
+    _leaf(el, "OrganId", str(org.organ_id), required=True)
     _leaf(el, "OrganizationInCharge", org.organization_in_charge)
     _leaf(el, "OrganName", org.organ_name)
     _leaf(el, "OrganAdd", org.organ_add)
@@ -67,13 +71,13 @@ def _organization(parent: etree._Element, name: str, org: Organization) -> None:
 
 def _code(parent: etree._Element, code: Code) -> None:
     el = etree.SubElement(parent, _q("Code"))
-    _leaf(el, "CodeNumber", code.number)
-    _leaf(el, "CodeNotation", code.notation)
+    _leaf(el, "CodeNumber", code.number, required=True)
+    _leaf(el, "CodeNotation", code.notation, required=True)
 
 
 def _response_for(parent: etree._Element, response: ResponseFor) -> None:
     el = etree.SubElement(parent, _q("ResponseFor"))
-    _leaf(el, "OrganId", str(response.organ_id))
+    _leaf(el, "OrganId", str(response.organ_id), required=True)
     if response.code is not None:
         _code(el, response.code)
     _leaf(el, "PromulgationDate", response.promulgation_date)
@@ -121,7 +125,7 @@ def _trace_list(header: etree._Element, traces: list[TraceHeader], business: Bus
         replacements = etree.SubElement(b, _q("ReplacementInfoList"))
         for replacement in business.replacements:
             r = etree.SubElement(replacements, _q("ReplacementInfo"))
-            _leaf(r, "DocumentId", replacement.document_id)
+            _leaf(r, "DocumentId", replacement.document_id, required=True)
             if replacement.organ_ids:
                 ids = etree.SubElement(r, _q("OrganIdList"))
                 for organ_id in replacement.organ_ids:
@@ -132,7 +136,7 @@ def _document_header(message: etree._Element, doc: Document) -> None:
     _organization(message, "From", doc.sender)
     for recipient in doc.recipients:
         _organization(message, "To", recipient)
-    _leaf(message, "DocumentId", doc.document_id)
+    _leaf(message, "DocumentId", doc.document_id, required=True)
     _code(message, doc.code)
     p = etree.SubElement(message, _q("PromulgationInfo"))
     _leaf(p, "Place", doc.promulgation.place)
@@ -141,7 +145,7 @@ def _document_header(message: etree._Element, doc: Document) -> None:
     _leaf(t, "Type", doc.document_type.type)
     _leaf(t, "TypeDetail", doc.document_type.type_detail)
     _leaf(t, "TypeName", doc.document_type.type_name)
-    _leaf(message, "Subject", doc.subject)
+    _leaf(message, "Subject", doc.subject, required=True)
     _leaf(message, "Content", doc.content)
     if doc.signer is not None:
         s = etree.SubElement(message, _q("SignerInfo"))
@@ -160,14 +164,14 @@ def _document_header(message: etree._Element, doc: Document) -> None:
     if info.appendixes:
         a = etree.SubElement(o, _q("Appendixes"))
         for appendix in info.appendixes:
-            _leaf(a, "Appendix", appendix)
+            _leaf(a, "Appendix", appendix, required=True)
     for response in doc.response_for:
         _response_for(message, response)
     _leaf(message, "SteeringType", doc.steering_type)
     if doc.to_places:
         places = etree.SubElement(message, _q("ToPlaces"))
         for place in doc.to_places:
-            _leaf(places, "Place", place)
+            _leaf(places, "Place", place, required=True)
 
 
 def to_tree(package: Package) -> etree._Element:
@@ -183,19 +187,19 @@ def to_tree(package: Package) -> etree._Element:
         manifest = etree.SubElement(body, _q("edXMLManifest"), version="1.0")
         for ref in package.manifest:
             r = etree.SubElement(manifest, _q("Reference"))
-            _leaf(r, "ContentId", ref.content_id)
-            _leaf(r, "ContentType", ref.content_type)
+            _leaf(r, "ContentId", ref.content_id, required=True)
+            _leaf(r, "ContentType", ref.content_type, required=True)
             _leaf(r, "Description", ref.description)
-            _leaf(r, "AttachmentName", ref.attachment_name)
+            _leaf(r, "AttachmentName", ref.attachment_name, required=True)
         if package.attachments:
             encoded = etree.SubElement(root, _q("AttachmentEncoded"))
             for attachment in package.attachments:
                 a = etree.SubElement(encoded, _q("Attachment"))
-                _leaf(a, "ContentId", attachment.content_id)
-                _leaf(a, "AttachmentName", attachment.name)
+                _leaf(a, "ContentId", attachment.content_id, required=True)
+                _leaf(a, "AttachmentName", attachment.name, required=True)
                 _leaf(a, "Description", attachment.description)
-                _leaf(a, "ContentType", attachment.content_type)
-                _leaf(a, "ContentTransferEncoded", attachment.content.base64())
+                _leaf(a, "ContentType", attachment.content_type, required=True)
+                _leaf(a, "ContentTransferEncoded", attachment.content.base64(), required=True)
     elif isinstance(package, StatusMessage):
         _organization(message, "From", package.sender)
         _response_for(message, package.response_for)
@@ -216,5 +220,5 @@ def serialize(root: etree._Element) -> bytes:
 
 
 def write(package: Package) -> bytes:
-    """The edXML bytes of a package (unsigned; see :mod:`vbdt.signing` to sign)."""
+    """The edXML bytes of a package (unsigned; see :mod:`vbdt.trust.xmldsig` to sign)."""
     return serialize(to_tree(package))

@@ -1,40 +1,58 @@
 """Provisioning RabbitMQ for an agency directory: a vhost, the topology, one user per agency.
 
-Each agency gets its own broker user named by its OrganId, allowed to
+RabbitMQ users are cluster-wide, so each agency's user is named ``<vhost>/<OrganId>``
+(:func:`~vbdt.exchange.routing.broker_user`): two deployments on one broker never share or
+re-key each other's users. Each agency user may
 
-- publish only to the vbdt exchanges (``write`` on ``vbdt.exchange`` and ``vbdt.dlx``),
+- publish only to ``vbdt.exchange`` (``write``; never ``vbdt.dlx``, which only the broker feeds),
 - read only its own inbox (``read`` on ``vbdt.inbox.<OrganId>``),
 - configure nothing (the topology is the operator's),
 
 and RabbitMQ checks the ``user_id`` of every message against the authenticated user, so a
-package's publisher is known for certain. Everything is expressed as one definitions document
-(:func:`definitions`, pure) and loaded in one step — ``rabbitmqctl import_definitions`` on the
-broker's host, or ``POST /api/definitions`` on the management API — rather than hundreds of
-``rabbitmqctl add_user`` calls, each of which starts an Erlang VM.
+package's publisher is known for certain. Every queue is bounded with ``reject-publish``
+(:class:`~vbdt.exchange.transport.QueueLimits`). An existing user keeps its password unless
+``rotate`` names it (or is ``True``): provisioning again, or another vhost, never locks out a
+running agency. :func:`disable` locks one agency out (its user stays, without a password, tagged
+``vbdt-disabled``, so provisioning again does not bring it back); rotating it enables it again.
+
+Everything is one definitions document (:func:`definitions`, pure) loaded in one step
+(:class:`~vbdt.exchange.rabbitadmin.RabbitAdmin`), rather than hundreds of ``rabbitmqctl``
+calls, each of which starts an Erlang VM.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import re
 import secrets
-import shutil
-import subprocess
-import urllib.error
-import urllib.request
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from vbdt.errors import TransportError, UsageError
-from vbdt.routing import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, EXCHANGE, inbox_queue, routing_key
-from vbdt.transport import DELIVERY_LIMIT
+from vbdt.errors import UsageError
+from vbdt.exchange.rabbitadmin import RabbitAdmin
+from vbdt.exchange.routing import (
+    DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_KEY,
+    DEAD_LETTER_QUEUE,
+    EXCHANGE,
+    broker_user,
+    dead_queue_arguments,
+    inbox_arguments,
+    inbox_queue,
+    organ_id_for_user,
+    routing_key,
+)
+from vbdt.exchange.transport import DEFAULT_QUEUE_LIMITS, QueueLimits
 
-__all__ = ["agency_permissions", "apply_definitions", "definitions", "delete_vhost", "hash_password", "provision"]
+__all__ = ["DISABLED_TAG", "Provisioned", "agency_permissions", "definitions", "deprovision", "disable", "hash_password",
+           "provision"]
+
+DISABLED_TAG = "vbdt-disabled"
+"""Tag of an agency user that :func:`disable` locked out (no password; rotating it enables it again)."""
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -44,88 +62,54 @@ def hash_password(password: str, salt: bytes | None = None) -> str:
 
 
 def agency_permissions(organ_id: str) -> dict[str, str]:
-    """The configure/write/read patterns of an agency's user."""
-    return {
-        "configure": "^$",
-        "write": f"^({re.escape(EXCHANGE)}|{re.escape(DEAD_LETTER_EXCHANGE)})$",
-        "read": f"^{re.escape(inbox_queue(organ_id))}$",
-    }
+    """The configure/write/read patterns of an agency's user: publish to the exchange, read its inbox."""
+    return {"configure": "^$", "write": f"^{re.escape(EXCHANGE)}$", "read": f"^{re.escape(inbox_queue(organ_id))}$"}
 
 
-def definitions(organ_ids: Iterable[str], passwords: Mapping[str, str], *, vhost: str, admin: str = "guest") -> dict[str, Any]:
-    """The whole provisioning as a RabbitMQ definitions document."""
+def _exchange(name: str, vhost: str, kind: str) -> dict[str, Any]:
+    return {"name": name, "vhost": vhost, "type": kind, "durable": True, "auto_delete": False, "internal": False, "arguments": {}}
+
+
+def _queue(name: str, vhost: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
+    return {"name": name, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": dict(arguments)}
+
+
+def _binding(source: str, queue: str, key: str, vhost: str) -> dict[str, Any]:
+    return {"source": source, "vhost": vhost, "destination": queue, "destination_type": "queue", "routing_key": key, "arguments": {}}
+
+
+def definitions(organ_ids: Iterable[str], passwords: Mapping[str, str], *, vhost: str, admin: str = "guest",
+                queue_limits: QueueLimits = DEFAULT_QUEUE_LIMITS) -> dict[str, Any]:
+    """The whole provisioning as a RabbitMQ definitions document.
+
+    Users are created (or re-keyed) only for the agencies in ``passwords``; every agency gets its
+    permissions, inbox and binding."""
     ids = list(dict.fromkeys(str(o) for o in organ_ids))
-    inbox_args = {"x-queue-type": "quorum", "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE, "x-delivery-limit": DELIVERY_LIMIT}
     return {
         "vhosts": [{"name": vhost}],
-        "users": [{"name": o, "password_hash": hash_password(passwords[o]), "hashing_algorithm": "rabbit_password_hashing_sha256",
-                   "tags": ""} for o in ids],
+        "users": [{"name": broker_user(vhost, o), "password_hash": hash_password(passwords[o]),
+                   "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ""} for o in ids if o in passwords],
         "permissions": [{"user": admin, "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"}]
-        + [{"user": o, "vhost": vhost, **agency_permissions(o)} for o in ids],
-        "exchanges": [
-            {"name": EXCHANGE, "vhost": vhost, "type": "topic", "durable": True, "auto_delete": False, "internal": False, "arguments": {}},
-            {"name": DEAD_LETTER_EXCHANGE, "vhost": vhost, "type": "fanout", "durable": True, "auto_delete": False, "internal": False,
-             "arguments": {}},
-        ],
-        "queues": [{"name": DEAD_LETTER_QUEUE, "vhost": vhost, "durable": True, "auto_delete": False, "arguments": {"x-queue-type": "quorum"}}]
-        + [{"name": inbox_queue(o), "vhost": vhost, "durable": True, "auto_delete": False, "arguments": inbox_args} for o in ids],
-        "bindings": [{"source": DEAD_LETTER_EXCHANGE, "vhost": vhost, "destination": DEAD_LETTER_QUEUE, "destination_type": "queue",
-                      "routing_key": "", "arguments": {}}]
-        + [{"source": EXCHANGE, "vhost": vhost, "destination": inbox_queue(o), "destination_type": "queue",
-            "routing_key": routing_key(o), "arguments": {}} for o in ids],
+        + [{"user": broker_user(vhost, o), "vhost": vhost, **agency_permissions(o)} for o in ids],
+        "exchanges": [_exchange(EXCHANGE, vhost, "topic"), _exchange(DEAD_LETTER_EXCHANGE, vhost, "fanout")],
+        "queues": [_queue(DEAD_LETTER_QUEUE, vhost, dead_queue_arguments(queue_limits))]
+        + [_queue(inbox_queue(o), vhost, inbox_arguments(queue_limits)) for o in ids],
+        "bindings": [_binding(DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, "", vhost), _binding(EXCHANGE, DEAD_LETTER_QUEUE, DEAD_LETTER_KEY, vhost)]
+        + [_binding(EXCHANGE, inbox_queue(o), routing_key(o), vhost) for o in ids],
     }
 
 
-def apply_definitions(document: Mapping[str, Any], *, management_url: str | None = None, node: str | None = None,
-                      env: Mapping[str, str] | None = None, ctl: str | None = None) -> str:
-    """Load a definitions document: through the management API when a URL is given, else rabbitmqctl."""
-    if management_url:
-        request = urllib.request.Request(
-            management_url.rstrip("/") + "/api/definitions", data=json.dumps(document).encode(), method="POST",
-            headers={"content-type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return f"management API answered {response.status}"
-        except (urllib.error.URLError, OSError) as exc:
-            raise TransportError(f"cannot load definitions through {management_url}: {exc}") from None
-    ctl = ctl or _rabbitmqctl()
-    # Through standard input: the file would have to be readable by the broker's own user.
-    cmd = [ctl, *(["-n", node] if node else []), "import_definitions", "--format", "json"]
-    try:
-        result = subprocess.run(cmd, input=json.dumps(document), capture_output=True, text=True, timeout=300,
-                                env={**os.environ, **(env or {})})
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise TransportError(f"rabbitmqctl import_definitions: {exc}") from None
-    if result.returncode != 0:
-        last = (result.stderr or result.stdout).strip().splitlines()
-        raise TransportError(f"rabbitmqctl import_definitions failed: {last[-1] if last else result.returncode}")
-    return "rabbitmqctl import_definitions: ok"
+@dataclass(frozen=True)
+class Provisioned:
+    """What :func:`provision` did. Only :attr:`urls` holds secrets: write it where only the agencies can read."""
 
-
-def delete_vhost(vhost: str, *, management_url: str | None = None, node: str | None = None,
-                 env: Mapping[str, str] | None = None, ctl: str | None = None) -> None:
-    """Remove a vhost and everything in it (a fresh start for demos and tests); absent is fine."""
-    if management_url:
-        request = urllib.request.Request(f"{management_url.rstrip('/')}/api/vhosts/{quote(vhost, safe='')}", method="DELETE")
-        try:
-            urllib.request.urlopen(request, timeout=60).close()
-        except urllib.error.HTTPError as exc:
-            if exc.code != 404:
-                raise TransportError(f"cannot delete vhost {vhost}: {exc}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise TransportError(f"cannot delete vhost {vhost}: {exc}") from None
-        return
-    ctl = ctl or _rabbitmqctl()
-    subprocess.run([ctl, *(["-n", node] if node else []), "delete_vhost", vhost], capture_output=True, timeout=120,
-                   env={**os.environ, **(env or {})}, check=False)
-
-
-def _rabbitmqctl() -> str:
-    ctl = shutil.which("rabbitmqctl") or ("/usr/sbin/rabbitmqctl" if Path("/usr/sbin/rabbitmqctl").exists() else None)
-    if ctl is None:
-        raise TransportError("neither a management API URL nor rabbitmqctl is available to provision the broker")
-    return ctl
+    vhost: str
+    urls: dict[str, str]
+    """OrganId → AMQP URL with the password, for the users created or re-keyed now."""
+    existing: list[str] = field(default_factory=list)
+    """OrganIds whose user already existed: their password is unchanged (and unknown here)."""
+    disabled: list[str] = field(default_factory=list)
+    """OrganIds of :attr:`existing` whose user is disabled (:func:`disable`): rotate them to enable them."""
 
 
 def provision(
@@ -139,19 +123,65 @@ def provision(
     node: str | None = None,
     env: Mapping[str, str] | None = None,
     passwords: Mapping[str, str] | None = None,
+    rotate: bool | Collection[str] = False,
     reset: bool = False,
+    queue_limits: QueueLimits = DEFAULT_QUEUE_LIMITS,
     ctl: str | None = None,
-) -> dict[str, str]:
-    """Create the vhost, topology and users; return each agency's AMQP URL (keep it secret).
+) -> Provisioned:
+    """Create the vhost, topology and agency users (``<vhost>/<OrganId>``); return the new credentials.
 
-    ``reset=True`` deletes the vhost first (its queued messages too): for demos and tests only.
-    """
+    An agency whose user exists keeps its password (it is listed in ``existing``) unless it is
+    rotated: ``rotate=True`` gives every listed agency a new password, a collection of OrganIds
+    only those (each must be listed; a disabled user rotated is enabled again). ``reset=True``
+    deletes the vhost and its agency users first (queued messages too): for demos and tests only."""
     ids = list(dict.fromkeys(str(o) for o in organ_ids))
     if not ids:
         raise UsageError("no agencies to provision")
+    rotating = _rotating(ids, rotate)
+    broker = RabbitAdmin(management_url, node, dict(env or {}), ctl)
     if reset:
-        delete_vhost(vhost, management_url=management_url, node=node, env=env, ctl=ctl)
-    secrets_by_id = {o: (passwords or {}).get(o) or secrets.token_urlsafe(18) for o in ids}
-    apply_definitions(definitions(ids, secrets_by_id, vhost=vhost, admin=admin), management_url=management_url, node=node,
-                      env=env, ctl=ctl)
-    return {o: f"amqp://{quote(o, safe='')}:{quote(secrets_by_id[o], safe='')}@{host}:{port}/{quote(vhost, safe='')}" for o in ids}
+        deprovision(vhost, admin=broker)
+    present = broker.user_tags()
+    existing = [o for o in ids if broker_user(vhost, o) in present and o not in rotating]
+    new = {o: (passwords or {}).get(o) or secrets.token_urlsafe(18) for o in ids if o not in existing}
+    broker.import_definitions(definitions(ids, new, vhost=vhost, admin=admin, queue_limits=queue_limits))
+    urls = {o: f"amqp://{quote(broker_user(vhost, o), safe='')}:{quote(pw, safe='')}@{host}:{port}/{quote(vhost, safe='')}"
+            for o, pw in new.items()}
+    disabled = [o for o in existing if DISABLED_TAG in present[broker_user(vhost, o)]]
+    return Provisioned(vhost, urls, existing, disabled)
+
+
+def _rotating(ids: list[str], rotate: bool | Collection[str]) -> set[str]:
+    if isinstance(rotate, bool):
+        return set(ids) if rotate else set()
+    asked = {str(o) for o in rotate}
+    if unknown := sorted(asked - set(ids)):
+        raise UsageError(f"cannot rotate {', '.join(unknown)}: not among the agencies provisioned")
+    return asked
+
+
+def disable(organ_ids: Iterable[str], *, vhost: str, admin: RabbitAdmin | None = None) -> list[str]:
+    """Lock agencies out of the broker: their users lose their password and their connections.
+
+    Each user is deleted (RabbitMQ closes its connections) and made again with no password and
+    the tag :data:`DISABLED_TAG`, so that provisioning again keeps it locked out; its inbox and the
+    messages waiting there stay. ``provision(..., rotate=[organ_id])`` enables it with a new
+    password. Returns the OrganIds disabled."""
+    ids = list(dict.fromkeys(str(o) for o in organ_ids))
+    admin = admin or RabbitAdmin()
+    users = [broker_user(vhost, o) for o in ids]
+    admin.delete_users(users)
+    admin.import_definitions({"users": [{"name": u, "password_hash": "", "hashing_algorithm": "rabbit_password_hashing_sha256",
+                                         "tags": DISABLED_TAG} for u in users]})
+    return ids
+
+
+def deprovision(vhost: str, *, admin: RabbitAdmin | None = None) -> list[str]:
+    """Delete a vhost and the agency users named for it (``<vhost>/…``); return the users deleted.
+
+    Users of other vhosts, and the operator's, are untouched."""
+    admin = admin or RabbitAdmin()
+    ours = sorted(u for u in admin.users() if organ_id_for_user(u, vhost) is not None)
+    admin.delete_vhost(vhost)
+    admin.delete_users(ours)
+    return ours

@@ -2,140 +2,85 @@
 
 ::
 
-    async with Agency(me, transport=..., ledger=SqliteLedger(path), key=key, trust=ca, directory=d) as agency:
-        result = await agency.send(doc, to=["000.00.00.H54/**:commune"])   # built and signed once
-        async for item in agency.inbox():                                  # verified, de-duplicated
-            await item.accept()                                            # signed status 03 back
+    async with AgencyClient(me, transport=await connect(url), ledger=SqliteLedger(path), key=key,
+                            trust=ca, directory=d) as agency:                # consumes in the background
+        result = await agency.send(doc, to=["000.00.00.H54/**:commune"])   # validated, signed once
+        async for item in agency.inbox():                                  # verified, stored, 01 sent
+            async with item:                                               # acknowledged after the block
+                register(item.document, item.verdict)                      # the application's own commit
+                await item.accept(staff=clerk)                             # signed status 03 back
         agency.status(result.document_id)                                  # per-recipient states
 
-Sending records the document, a delivery per recipient and an outbox row per message in the
-ledger before publishing; whatever the broker did not confirm is published again by
-:meth:`Agency.flush` (and on the next start). Receiving runs :func:`vbdt.pipeline.admit`, stores the
-package, sends a signed 01, acknowledges the broker and only then hands the document over; a
-failure sends a signed 02 with the reason to the authenticated publisher and dead-letters the
-message with the same reason. Receipts for documents this agency sent update its ledger.
+Receipts move the ledger as they arrive, whether or not the application reads the inbox: a client
+that only sends (a web request handler) still sees its deliveries reach 01…06 while it is open
+(``async with``, or :meth:`AgencyClient.serve`). Received items wait in the ledger until the
+application acknowledges them; :meth:`AgencyClient.received` and :meth:`AgencyClient.item` find them
+later, by state, sender, time or id, to answer after a restart.
+
+:class:`AgencyClient` is a facade over small parts with explicit dependencies, each one concept:
+:class:`~vbdt.exchange.outbox.Outbox` (publish what the ledger recorded, retry, record outcomes),
+:class:`~vbdt.exchange.answers.Reporter` (sign and send status messages),
+:class:`~vbdt.exchange.sending.Sender` (validate, send, update, replace, recall),
+:class:`~vbdt.exchange.receiving.Receiver` (one delivery: admit, store, answer, settle) and
+:class:`~vbdt.exchange.inbox.Inbox` (the background consumer and the hand-over).
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from vbdt.codes import BusinessDocType, StatusCode
-from vbdt.directory import Directory
-from vbdt.errors import InvalidTransition, MessageRejected, TransportError, Unroutable, UsageError
-from vbdt.keys import SigningKey, load_certificates
-from vbdt.ledger import Delivered, Ledger, OutboxEntry, Overdue, SentDocument
-from vbdt.model import (
-    VIETNAM_TZ,
-    Document,
-    Organization,
-    ReplacementInfo,
-    ResponseFor,
-    StaffInfo,
-    StatusMessage,
-    TraceHeader,
-)
-from vbdt.packaging import PdfPolicy, pack
-from vbdt.pipeline import Admitted, admit, reply_target
-from vbdt.routing import HEADER_FROM, HEADER_KIND, routing_key
-from vbdt.signing import sign
-from vbdt.transport import Delivery, Outgoing, Transport
-from vbdt.validation import read
+from vbdt.directory.agencies import Directory
+from vbdt.edxml.limits import DEFAULT_LIMITS, Limits
+from vbdt.edxml.model import VIETNAM_TZ, Document, Organization, StaffInfo
+from vbdt.errors import CertificateRejected, KeyFileError, UsageError
+from vbdt.exchange.answers import InboxItem, Reporter
+from vbdt.exchange.inbox import Inbox
+from vbdt.exchange.ledger import Delivered, HistoryEvent, Incoming, Ledger, Overdue
+from vbdt.exchange.outbox import Outbox, SendResult
+from vbdt.exchange.receiving import Admission, OnReceipt, OnRefused, Receiver
+from vbdt.exchange.sending import Sender
+from vbdt.exchange.transport import Delivery, Transport
+from vbdt.trust.keys import SigningKey, bind_certificate, load_certificates
+from vbdt.trust.packaging import PdfPolicy
 
-__all__ = ["Agency", "InboxItem", "SendResult"]
-
-log = logging.getLogger("vbdt.agency")
-
-_KIND_OF = {
-    BusinessDocType.NEW: "document",
-    BusinessDocType.REVOKE: "revoke",
-    BusinessDocType.UPDATE: "update",
-    BusinessDocType.REPLACE: "replace",
-}
+__all__ = ["Agency", "AgencyClient", "InboxItem", "SendResult", "check_signing_key"]
 
 
-@dataclass(frozen=True)
-class SendResult:
-    """What became of one send."""
+def check_signing_key(key: SigningKey, organ_id: str, directory: Directory, *, role: str = "agency",
+                      at: dt.datetime | None = None) -> None:
+    """Refuse a key the client could not sign with: say which check failed.
 
-    document_id: str
-    recipients: list[str]
-    unroutable: dict[str, str] = field(default_factory=dict)
-    """Recipient → reason: the broker has no inbox for it (recorded as UNDELIVERABLE)."""
-    pending: dict[str, str] = field(default_factory=dict)
-    """Recipient → reason: not confirmed yet (broker down); still in the outbox, :meth:`Agency.flush` retries."""
-
-
-class InboxItem:
-    """A received document (or a recall request) handed to the application, with its answers."""
-
-    def __init__(self, agency: Agency, package: Document | StatusMessage, sender: str, document_id: str, kind: str,
-                 stored_as: str = "document") -> None:
-        self._agency = agency
-        self._stored_as = stored_as
-        self.package = package
-        """What was signed."""
-        self.sender = sender
-        self.document_id = document_id
-        """The document's DocumentId (for a recall request: the document to recall)."""
-        self.kind = kind
-        """``document``, ``update``, ``replace``, ``revoke`` or ``recall``."""
-
-    @property
-    def document(self) -> Document:
-        """The document (UsageError for a recall request, which carries a status message)."""
-        if not isinstance(self.package, Document):
-            raise UsageError("a recall request carries no document; see .document_id")
-        return self.package
-
-    @property
-    def concerns(self) -> str | None:
-        """For an update, replacement, revocation or recall: the DocumentId it concerns."""
-        if isinstance(self.package, StatusMessage):
-            return self.document_id
-        return self.package.business.document_id if self.kind != "document" else None
-
-    def __repr__(self) -> str:
-        return f"<InboxItem {self.kind} {self.document_id} from {self.sender}>"
-
-    async def accept(self) -> None:
-        """03: registered in the incoming-document book."""
-        await self._agency._answer(self, StatusCode.ACCEPTED)
-
-    async def assign(self, description: str | None = None) -> None:
-        """04: a leader assigned who handles it."""
-        await self._agency._answer(self, StatusCode.ASSIGNED, description)
-
-    async def processing(self, description: str | None = None) -> None:
-        """05: being handled."""
-        await self._agency._answer(self, StatusCode.PROCESSING, description)
-
-    async def complete(self, description: str | None = None) -> None:
-        """06: handled."""
-        await self._agency._answer(self, StatusCode.COMPLETED, description)
-
-    async def reject(self, reason: str) -> None:
-        """02: returned to the sender, with the reason."""
-        if not reason.strip():
-            raise UsageError("a rejection needs a reason")
-        await self._agency._answer(self, StatusCode.REJECTED, reason)
-
-    async def agree(self) -> None:
-        """15: agree to the recall, update or replacement (of :attr:`concerns`)."""
-        await self._agency._answer(self, StatusCode.CHANGE_ACCEPTED, about_original=True)
-
-    async def refuse(self, reason: str) -> None:
-        """16: refuse the recall, update or replacement, with the reason."""
-        await self._agency._answer(self, StatusCode.CHANGE_REFUSED, reason, about_original=True)
+    The private key must match the certificate, the certificate must be valid at ``at`` (now), and an
+    agency key must belong to ``organ_id`` (subject UID or a fingerprint the directory pins).
+    """
+    certificate = key.certificate
+    subject = certificate.subject.rfc4514_string()
+    try:
+        key.check_pair()
+    except KeyFileError as exc:
+        raise KeyFileError(f"the {role} key: {exc}") from None
+    now = at or dt.datetime.now(dt.UTC)
+    if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+        raise CertificateRejected(
+            f"the {role} certificate {subject} is not valid now: valid from "
+            f"{certificate.not_valid_before_utc.astimezone(VIETNAM_TZ):%d/%m/%Y %H:%M} to "
+            f"{certificate.not_valid_after_utc.astimezone(VIETNAM_TZ):%d/%m/%Y %H:%M} (Vietnam time)")
+    if role == "agency":
+        bind_certificate(certificate, organ_id, directory)
 
 
-class Agency:
-    """One agency on the exchange: its identity, keys, trust anchors, transport and ledger."""
+class AgencyClient:
+    """One agency on the exchange: its identity, keys, trust anchors, transport and ledger.
+
+    Checked at construction: the key matches its certificate, which is valid now and belongs to
+    the agency (:func:`check_signing_key`), and the trust anchors read. ``limits`` bounds what peers
+    can make it spend (``max_inflight_bytes``, ``max_bytes``...) and what it sends
+    (``max_message_bytes``). ``on_receipt`` (sync or async) runs once per receipt applied;
+    ``on_refused`` once per message refused, with the rejection (stage, reason) and the broker user
+    that published it, for the application's own register. Closing the client closes the ledger.
+    """
 
     def __init__(
         self,
@@ -153,7 +98,9 @@ class Agency:
         staff: StaffInfo | None = None,
         prefetch: int = 32,
         reconnect_attempts: int = 30,
-        on_receipt: Callable[[StatusMessage], None] | None = None,
+        on_receipt: OnReceipt | None = None,
+        on_refused: OnRefused | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.organ_id = str(organ_id)
         self.transport = transport
@@ -161,316 +108,122 @@ class Agency:
         self.key = key
         self.trust = Path(trust)
         self.directory = directory
-        self.person = person
-        self.seal = seal
-        self.pdf_policy: PdfPolicy = pdf_policy
-        self.check_publisher = check_publisher
-        self.staff = staff
-        self.prefetch = prefetch
-        self.reconnect_attempts = reconnect_attempts
-        self.on_receipt = on_receipt
+        self.limits = limits
         load_certificates(self.trust)  # fail now, with a clear error, not at the first delivery
         self.me: Organization = directory.organization(self.organ_id)
+        check_signing_key(key, self.organ_id, directory)
+        if seal is not None:
+            check_signing_key(seal, self.organ_id, directory, role="agency")
+        if person is not None:
+            check_signing_key(person, self.organ_id, directory, role="person")
+        self.outbox = Outbox(self.organ_id, transport, ledger)
+        self.reporter = Reporter(self.me, key, self.outbox, ledger, staff)
+        self.sender = Sender(self.organ_id, directory=directory, ledger=ledger, outbox=self.outbox, reporter=self.reporter,
+                             key=key, person=person, seal=seal, limits=limits)
+        admission = Admission(self.trust, directory, pdf_policy, check_publisher, limits)
+        self.receiver = Receiver(self.organ_id, admission=admission, ledger=ledger, reporter=self.reporter,
+                                 on_receipt=on_receipt, on_refused=on_refused)
+        self._inbox = Inbox(self.organ_id, transport=transport, ledger=ledger, receiver=self.receiver, outbox=self.outbox,
+                            prefetch=prefetch, reconnect_attempts=reconnect_attempts,
+                            max_inflight_bytes=limits.max_inflight_bytes)
 
-    async def __aenter__(self) -> Agency:
+    async def __aenter__(self) -> AgencyClient:
+        """Open, and consume the inbox in the background until the block ends."""
         await self.open()
+        self.serve()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.transport.close()
+        await self.close()
 
     async def open(self) -> None:
         """Make sure the inbox exists and publish whatever the outbox still holds."""
         await self.transport.declare_inbox(self.organ_id)
         await self.flush()
 
+    def serve(self) -> None:
+        """Consume the inbox in the background: documents are stored and receipted, receipts applied,
+        whether or not the application iterates :meth:`inbox`. Started by ``async with`` and by
+        :meth:`inbox`; stopped by :meth:`close`."""
+        self._inbox.start()
+
+    async def close(self) -> None:
+        """Stop consuming (a delivery in hand comes back later), close the transport and the ledger."""
+        await self._inbox.stop()
+        await self.transport.close()
+        self.ledger.close()
+
     # -- sending ---------------------------------------------------------------------------
     def recipients_for(self, to: Sequence[str]) -> list[Organization]:
         """The ``To`` list for agencies and selectors (``ID``, ``ID/*``, ``ID/**:commune``, ``**:province``)."""
-        agencies = self.directory.select(*to)
-        return [self.directory.organization(str(a.organ_id)) for a in agencies if str(a.organ_id) != self.organ_id]
+        return self.sender.recipients_for(to)
 
     async def send(self, document: Document, to: Sequence[str] | None = None) -> SendResult:
-        """Sign once, record, publish to every recipient concurrently; see :class:`SendResult`."""
-        if str(document.sender.organ_id) != self.organ_id:
-            raise UsageError(f"this agency is {self.organ_id}; the document is from {document.sender.organ_id}")
-        updates: dict[str, object] = {}
-        if to is not None:
-            updates["recipients"] = self.recipients_for(to)
-        if not document.trace or str(document.trace[-1].organ_id) != self.organ_id:
-            updates["trace"] = [*document.trace, TraceHeader(organ_id=self.organ_id, timestamp=dt.datetime.now(VIETNAM_TZ))]
-        if updates:
-            document = Document(**{**document.__dict__, **updates})
-        if not document.recipients:
-            raise UsageError("no recipients: give to=[...] or fill Document.recipients")
-        body = await asyncio.to_thread(pack, document, self.key, person=self.person, seal=self.seal)
-        document_id = str(document.document_id)
-        recipients = [str(r.organ_id) for r in document.recipients]
-        entries = [OutboxEntry(f"{document_id}>{r}", document_id, r, "document", body) for r in recipients]
-        self.ledger.record_send(
-            SentDocument(document_id, self.organ_id, str(document.code), document.subject or "", document.promulgation.date,
-                         document.due_date, _KIND_OF[document.business.doc_type].replace("document", "new"),
-                         document.business.document_id),
-            entries,
-        )
-        if document.business.doc_type in (BusinessDocType.UPDATE, BusinessDocType.REPLACE, BusinessDocType.REVOKE) \
-                and document.business.document_id:
-            # the package itself asks to change the earlier document: its deliveries wait for 15/16
-            self.ledger.request_recall(document.business.document_id, recipients, f"{_KIND_OF[document.business.doc_type]}: {document_id}")
-        return await self._publish(entries, document_id, recipients)
+        """Validate, sign once, record, publish to every recipient concurrently; see :class:`SendResult`.
 
-    async def _publish(self, entries: Sequence[OutboxEntry], document_id: str, recipients: list[str]) -> SendResult:
-        outcomes = await self.transport.publish_many([self._outgoing(e) for e in entries])
-        confirmed = [o.message.message_id for o in outcomes if o.ok]
-        self.ledger.published(confirmed)
-        unroutable: dict[str, str] = {}
-        pending: dict[str, str] = {}
-        for entry, outcome in zip(entries, outcomes, strict=True):
-            if outcome.ok:
-                continue
-            if isinstance(outcome.error, Unroutable):
-                log.warning("%s: %s unroutable: %s", self.organ_id, entry.message_id, outcome.error)
-                self.ledger.unroutable(entry.message_id, str(outcome.error))
-                unroutable[entry.recipient] = str(outcome.error)
-            else:
-                pending[entry.recipient] = str(outcome.error)
-        return SendResult(document_id, recipients, unroutable, pending)
-
-    def _outgoing(self, entry: OutboxEntry) -> Outgoing:
-        return Outgoing(routing_key(entry.recipient), entry.body, entry.message_id,
-                        {HEADER_KIND: entry.kind, HEADER_FROM: self.organ_id})
-
-    async def flush(self) -> SendResult:
-        """Publish every outbox entry the broker has not confirmed yet (after a crash or an outage)."""
-        entries = self.ledger.pending()
-        if not entries:
-            return SendResult("", [])
-        return await self._publish(entries, "", [e.recipient for e in entries])
+        :class:`~vbdt.errors.ValidationError` with the findings when the package is not valid
+        (schema, rules, every recipient in the directory): nothing is signed or sent.
+        :class:`~vbdt.errors.MessageTooLarge` when the signed package is over ``limits.max_message_bytes``
+        (nothing recorded); :class:`~vbdt.errors.UsageError` for other content under a DocumentId
+        already sent (use :meth:`update` or :meth:`replace`)."""
+        return await self.sender.send(document, to)
 
     async def update(self, document: Document, *, of: str, reason: str, to: Sequence[str] | None = None) -> SendResult:
         """Send ``document`` as an update (BussinessDocType 2) of the document ``of``."""
-        return await self._amend(document, BusinessDocType.UPDATE, of, reason, to)
+        return await self.sender.update(document, of=of, reason=reason, to=to)
 
     async def replace(self, document: Document, *, of: str, reason: str, to: Sequence[str] | None = None) -> SendResult:
         """Send ``document`` as the replacement (BussinessDocType 3) of the document ``of``."""
-        return await self._amend(document, BusinessDocType.REPLACE, of, reason, to)
-
-    async def _amend(self, document: Document, kind: BusinessDocType, of: str, reason: str, to: Sequence[str] | None) -> SendResult:
-        if document.document_id == of:
-            raise UsageError(f"the {kind.label} must be a package of its own (another number or date), not {of} again")
-        earlier = [d.recipient for d in self.ledger.deliveries(of)]
-        if not earlier:
-            raise UsageError(f"{of} is not a document this agency sent")
-        targets = self.recipients_for(to) if to is not None else [self.directory.organization(r) for r in earlier]
-        business = document.business.model_copy(update={
-            "doc_type": kind, "reason": reason, "document_id": of,
-            "replacements": [ReplacementInfo(document_id=of, organ_ids=[t.organ_id for t in targets])] if kind is BusinessDocType.REPLACE else [],
-        })
-        return await self.send(document.model_copy(update={"business": business, "recipients": targets}))
+        return await self.sender.replace(document, of=of, reason=reason, to=to)
 
     async def recall(self, document_id: str, reason: str) -> list[str]:
         """Ask every recipient that has not finished with it to give the document back (status 13)."""
-        document = self.ledger.document(document_id)
-        if document is None:
-            raise UsageError(f"{document_id} is not a document this agency sent")
-        recipients = self.ledger.request_recall(document_id, [d.recipient for d in self.ledger.deliveries(document_id)], reason)
-        about = ResponseFor(organ_id=self.organ_id, document_id=document_id, promulgation_date=document.promulgated)
-        for recipient in recipients:
-            await self._report(recipient, about, StatusCode.RECALL_REQUESTED, reason)
-        return recipients
+        return await self.sender.recall(document_id, reason)
+
+    async def flush(self) -> SendResult:
+        """Publish every outbox entry the broker has not confirmed yet (after a crash or an outage)."""
+        return await self.outbox.flush()
 
     def status(self, document_id: str) -> list[Delivered]:
         """Per-recipient state of a document this agency sent."""
         return self.ledger.deliveries(document_id)
 
+    def history(self, document_id: str, agency: str | None = None) -> list[HistoryEvent]:
+        """What happened to a document: for one this agency sent, every receipt from every recipient
+        (or ``agency``); for one it received, every answer it sent to the sender (``agency``)."""
+        return self.ledger.history(document_id, agency)
+
     def overdue(self, now: dt.datetime | None = None) -> list[Overdue]:
         """Recipients that have not confirmed arrival the same day, or not completed by the due date."""
         return self.ledger.overdue(now)
 
-    # -- status messages -------------------------------------------------------------------
-    async def _report(self, to: str, about: ResponseFor, code: StatusCode, description: str | None = None) -> None:
-        now = dt.datetime.now(VIETNAM_TZ).replace(microsecond=0)
-        status = StatusMessage(sender=self.me, response_for=about, status_code=code, description=description,
-                               timestamp=now, staff_info=self.staff)
-        body = await asyncio.to_thread(sign, status, self.key)
-        entry = OutboxEntry(f"status:{about.document_id}:{self.organ_id}:{code.value}:{to}:{now:%Y%m%d%H%M%S}",
-                            str(about.document_id), to, "status", body)
-        self.ledger.record_outgoing([entry])
-        await self._publish([entry], str(about.document_id), [to])
-
-    async def _answer(self, item: InboxItem, code: StatusCode, description: str | None = None, *, about_original: bool = False) -> None:
-        document_id = (item.concerns or item.document_id) if about_original else item.document_id
-        owner = item.sender
-        if isinstance(item.package, Document):
-            package = item.package
-            about = ResponseFor(organ_id=owner, code=package.code, promulgation_date=package.promulgation.date, document_id=document_id)
-        else:
-            about = ResponseFor(organ_id=owner, document_id=document_id)
-        await self._report(owner, about, code, description)
-        self.ledger.mark_incoming(item.sender, item.document_id, item._stored_as, state=code.value)
-
     # -- receiving -------------------------------------------------------------------------
-    async def inbox(self) -> AsyncIterator[InboxItem]:
-        """Received documents and recall requests, each once, verified; receipts update the ledger on the way.
+    def inbox(self) -> AsyncIterator[InboxItem]:
+        """Received documents and recall requests the application has not acknowledged, each once per
+        run, verified; items handed before a restart and never acknowledged come first, marked
+        ``redelivered``. Starts the background consumer. Survives broker outages; never stops for
+        what a peer sent (see :mod:`vbdt.exchange.inbox`)."""
+        return self._inbox.items()
 
-        Survives broker outages: a delivery whose handling fails on the transport is left unacked
-        (the broker gives it again; the ledger recognises it), the consumer is reopened with a
-        growing pause, and the outbox is flushed each time it is and every few seconds while
-        anything is pending.
-        """
-        for stored in self.ledger.unhanded():  # stored before a crash, never handed over
-            item = self._item_from_store(stored.sender, stored.document_id, stored.kind, stored.body)
-            if self.ledger.claim_handover(stored.sender, stored.document_id, stored.kind):
-                yield item
-        flusher = asyncio.create_task(self._keep_flushing())
-        try:
-            async for item in self._consume_forever():
-                yield item
-        finally:
-            flusher.cancel()
+    def received(self, *, state: str | None = None, sender: str | None = None, since: dt.datetime | None = None,
+                 unacknowledged: bool | None = None, limit: int | None = None) -> list[InboxItem]:
+        """Stored items, oldest first: by the state this agency last reported (``received``, ``03``...),
+        by sender, received since a time (aware), acknowledged or not."""
+        rows = self.ledger.received(state=state, sender=sender, since=since, unacknowledged=unacknowledged, limit=limit)
+        return [self.receiver.stored(row) for row in rows]
 
-    async def _keep_flushing(self, every: float = 2.0) -> None:
-        """Publish what an outage left in the outbox (receipts included) as soon as the broker is back."""
-        while True:
-            await asyncio.sleep(every)
-            if self.ledger.pending():
-                try:
-                    await self.flush()
-                except TransportError as exc:
-                    log.warning("%s: outbox not flushed yet: %s", self.organ_id, exc)
-
-    async def _consume_forever(self) -> AsyncIterator[InboxItem]:
-        failures = 0
-        while True:
-            ready: asyncio.Queue[InboxItem | BaseException | None] = asyncio.Queue()
-            feeder: asyncio.Task[None] | None = None
-            try:
-                await self.flush()
-                feeder = asyncio.create_task(self._feed(ready))
-                while (item := await ready.get()) is not None:
-                    if isinstance(item, BaseException):
-                        raise item
-                    failures = 0
-                    # Claimed here, in the application's own task, with no await before it gets
-                    # the item: a crash elsewhere cannot fall between the claim and the hand-over.
-                    # A redelivery of something already handed over fails the claim.
-                    if self.ledger.claim_handover(item.sender, item.document_id, item._stored_as):
-                        yield item
-                return  # the transport was closed
-            except TransportError as exc:
-                failures += 1
-                if failures > self.reconnect_attempts:
-                    raise
-                log.warning("%s: inbox interrupted (%s); retry %d", self.organ_id, exc, failures)
-                await asyncio.sleep(min(0.2 * 2**failures, 5.0))
-            finally:
-                if feeder is not None:
-                    feeder.cancel()
-                    await asyncio.gather(feeder, return_exceptions=True)
-
-    async def _feed(self, ready: asyncio.Queue[InboxItem | BaseException | None]) -> None:
-        """Handle up to ``prefetch`` deliveries at once (verifying is CPU work, receipts wait for
-        confirms); what is to be handed over goes to ``ready``, in completion order."""
-        slots = asyncio.Semaphore(self.prefetch)
-        running: set[asyncio.Task[None]] = set()
-
-        async def one(delivery: Delivery) -> None:
-            try:
-                handed = await self.handle(delivery)
-                if handed is not None:
-                    await ready.put(handed)
-            except TransportError as exc:  # not acked: the broker gives it again, the ledger knows it
-                log.warning("%s: %s left for redelivery: %s", self.organ_id, delivery.message_id, exc)
-            except Exception as exc:  # the ledger failing, or a bug: stop and tell the application (not acked)
-                log.exception("%s: %s failed", self.organ_id, delivery.message_id)
-                await ready.put(exc)
-            finally:
-                slots.release()
-
-        try:
-            async for delivery in self.transport.consume(self.organ_id, prefetch=self.prefetch):
-                await slots.acquire()
-                task = asyncio.create_task(one(delivery))
-                running.add(task)
-                task.add_done_callback(running.discard)
-            await asyncio.gather(*running, return_exceptions=True)
-            await ready.put(None)
-        except TransportError as exc:
-            await ready.put(exc)
-        finally:
-            for task in running:
-                task.cancel()
-
-    def _item_from_store(self, sender: str, document_id: str, kind: str, body: bytes) -> InboxItem:
-        package = read(body)
-        return _item(self, package, sender, document_id, kind)
+    def item(self, sender: str, document_id: str, kind: str = "document") -> InboxItem:
+        """A received item by its sender and DocumentId, to read or answer at any time (after a restart)."""
+        stored: Incoming | None = self.ledger.incoming(sender, document_id, kind)
+        if stored is None:
+            raise UsageError(f"no {kind} {document_id} from {sender} in this agency's ledger")
+        return self.receiver.stored(stored)
 
     async def handle(self, delivery: Delivery) -> InboxItem | None:
         """Process one delivery: the whole receiving pipeline. Returns what to hand to the application."""
-        try:
-            admitted = await asyncio.to_thread(
-                admit, delivery.body, me=self.organ_id, publisher=delivery.user_id, trust=self.trust,
-                directory=self.directory, pdf_policy=self.pdf_policy, check_publisher=self.check_publisher,
-            )
-        except MessageRejected as exc:
-            await self._refuse(delivery, exc)
-            return None
-        if admitted.kind == "status":
-            return await self._receipt(delivery, admitted)
-        return await self._document(delivery, admitted)
-
-    async def _document(self, delivery: Delivery, admitted: Admitted) -> InboxItem | None:
-        kind = "document"
-        sender, document_id = admitted.sender, admitted.document_id
-        self.ledger.store_incoming(sender, document_id, kind, delivery.message_id, delivery.body)
-        package = admitted.package
-        assert isinstance(package, Document)
-        if not self.ledger.receipt_sent(sender, document_id, kind):
-            about = ResponseFor(organ_id=sender, code=package.code, promulgation_date=package.promulgation.date,
-                                document_id=document_id)
-            await self._report(sender, about, StatusCode.ARRIVED)  # in the outbox first: retried if the broker is away
-            self.ledger.mark_incoming(sender, document_id, kind, receipt_sent=True, state=StatusCode.ARRIVED.value)
-        await delivery.ack()
-        return _item(self, package, sender, document_id, kind)  # claimed when yielded (see _consume_forever)
-
-    async def _receipt(self, delivery: Delivery, admitted: Admitted) -> InboxItem | None:
-        status = admitted.package
-        assert isinstance(status, StatusMessage)
-        if status.status_code is StatusCode.RECALL_REQUESTED:  # about a document we received
-            kind = "recall"
-            key = f"recall:{status.timestamp:%Y%m%d%H%M%S}"
-            self.ledger.store_incoming(admitted.sender, admitted.document_id, key, delivery.message_id, delivery.body)
-            await delivery.ack()
-            return InboxItem(self, status, admitted.sender, admitted.document_id, kind, stored_as=key)
-        receipt_key = f"{admitted.sender}|{admitted.document_id}|{status.status_code.value}|{status.timestamp.isoformat()}"
-        try:
-            self.ledger.apply(admitted.document_id, admitted.sender, status.status_code, receipt_key=receipt_key,
-                              note=status.description)
-        except InvalidTransition as exc:
-            # never answer a receipt with a receipt (no loops): keep it, with the reason
-            await delivery.dead_letter(f"receipt not applied: {exc}")
-            return None
-        await delivery.ack()
-        if self.on_receipt is not None:
-            self.on_receipt(status)
-        return None
-
-    async def _refuse(self, delivery: Delivery, rejection: MessageRejected) -> None:
-        reason = f"{rejection.stage}: {rejection.reason}"
-        log.warning("%s refused %s from %s: %s", self.organ_id, delivery.message_id, delivery.user_id, reason)
-        target = reply_target(delivery.user_id, self.directory)
-        is_status = delivery.headers.get(HEADER_KIND) == "status"
-        document_id = delivery.message_id.split(">", 1)[0] if ">" in delivery.message_id else None
-        if target is not None and not is_status and document_id and target != self.organ_id:
-            about = ResponseFor(organ_id=target, document_id=document_id)
-            try:
-                await self._report(target, about, StatusCode.REJECTED, f"Từ chối tiếp nhận: {reason}"[:2000])
-            except TransportError as exc:  # the 02 stays in the outbox; the dead letter must still happen
-                log.warning("%s: rejection of %s not sent yet: %s", self.organ_id, delivery.message_id, exc)
-        await delivery.dead_letter(reason)
+        return await self.receiver.handle(delivery)
 
 
-def _item(agency: Agency, package: Document | StatusMessage, sender: str, document_id: str, stored_as: str) -> InboxItem:
-    if isinstance(package, Document):
-        return InboxItem(agency, package, sender, document_id, _KIND_OF[package.business.doc_type], stored_as)
-    return InboxItem(agency, package, sender, document_id, "recall", stored_as)
+Agency = AgencyClient
+"""The former name of :class:`AgencyClient` (``vbdt.Agency`` is gone: the directory's record is
+:class:`~vbdt.directory.agencies.AgencyRecord`)."""

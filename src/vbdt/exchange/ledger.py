@@ -4,11 +4,15 @@ Sending side: a document and one delivery row per recipient are written **before
 published, together with an outbox row per message; a message leaves the outbox only when the
 broker confirmed it. A process that dies in between finds the rows on restart and publishes them
 again (same message ids, so receivers de-duplicate). Receipts move deliveries through the state
-machine of :mod:`vbdt.receipts` and nothing else; each receipt is applied once.
+machine of :mod:`vbdt.exchange.receipts` and nothing else; each receipt is applied once.
 
 Receiving side: each incoming package is stored (bytes and all) before the broker is told it was
-handled, keyed by sender and DocumentId, so redeliveries are recognised and the application sees
-each document once.
+handled, keyed by sender and DocumentId with the digest of what was signed, so a redelivery (same
+digest) is recognised, a different document under a used DocumentId is a conflict
+(:class:`Arrival`), and the application sees each document once.
+
+A message the broker will never take (too large, an invalid property) is recorded as failed with
+its reason and leaves the outbox: it is not retried.
 
 :class:`Ledger` is the interface; :class:`SqliteLedger` the implementation (one file per agency,
 WAL journal). A PostgreSQL ledger would implement the same methods.
@@ -24,14 +28,15 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
-from vbdt.codes import StatusCode
-from vbdt.errors import InvalidTransition, LedgerError
-from vbdt.model import VIETNAM_TZ
-from vbdt.receipts import TERMINAL, DeliveryState, Event, is_stale, next_state
+from vbdt.edxml.codes import StatusCode
+from vbdt.edxml.model import VIETNAM_TZ
+from vbdt.errors import InvalidTransition, LedgerError, UsageError
+from vbdt.exchange.receipts import TERMINAL, DeliveryState, Event, is_stale, next_state
 
-__all__ = ["Delivered", "Incoming", "Ledger", "OutboxEntry", "Overdue", "SentDocument", "SqliteLedger"]
+__all__ = ["Arrival", "Delivered", "FailedMessage", "HistoryEvent", "Incoming", "Ledger", "OutboxEntry", "Overdue", "SentDocument", "SqliteLedger"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,9 @@ class SentDocument:
     """``new``, ``revoke``, ``update`` or ``replace`` (BussinessDocType)."""
     replaces: str | None = None
     """For update/replace/revoke: the DocumentId it concerns."""
+    content_digest: str | None = None
+    """SHA-256 of the document as the application gave it: a second send under the same DocumentId
+    must be the same document (:meth:`vbdt.exchange.client.Agency.send` refuses another one)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,27 @@ class Overdue:
 
 
 @dataclass(frozen=True)
+class FailedMessage:
+    """An outbox message the broker refused for good, with the reason."""
+
+    message_id: str
+    document_id: str
+    recipient: str
+    kind: str
+    reason: str
+
+
+class Arrival(StrEnum):
+    """What a received package is, next to what the ledger already holds under its key."""
+
+    NEW = "new"
+    REDELIVERY = "redelivery"
+    """The same signed content again (a redelivery, a re-publish): nothing to do but acknowledge."""
+    CONFLICT = "conflict"
+    """Other content under a (sender, DocumentId) already received: refused, never dropped silently."""
+
+
+@dataclass(frozen=True)
 class Incoming:
     """A package this agency received and stored."""
 
@@ -94,8 +123,33 @@ class Incoming:
     body: bytes
     receipt_sent: bool
     handed: bool
+    """Given to the application at least once."""
     state: str
     """What this agency last reported about it: a status code, or ``received``."""
+    received_at: dt.datetime | None = None
+    """When it was stored (Vietnam time)."""
+    acknowledged: bool = False
+    """The application acknowledged it (committed it to its own records)."""
+    verdict: str | None = None
+    """The verification verdict computed at receipt, as JSON (:class:`vbdt.exchange.answers.Verdict`)."""
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """One event in the life of a delivery: a receipt applied (or ignored), an answer sent."""
+
+    document_id: str
+    agency: str
+    """The recipient (sending side) or the sender (receiving side)."""
+    event: str
+    """A status code (``01``…``16``) or a ledger event (``published``, ``unroutable``, ``failed``…)."""
+    state: str
+    """The delivery's state after the event (sending side), or the code sent (receiving side)."""
+    note: str | None
+    staff: str | None
+    applied: bool
+    """False for a receipt that arrived stale or repeated and changed nothing."""
+    at: dt.datetime
 
 
 class Ledger(abc.ABC):
@@ -123,6 +177,14 @@ class Ledger(abc.ABC):
         """The broker has no inbox for this message's recipient."""
 
     @abc.abstractmethod
+    def failed(self, message_id: str, reason: str) -> None:
+        """The broker will never take this message: out of the outbox, its delivery FAILED, with the reason."""
+
+    @abc.abstractmethod
+    def failures(self) -> list[FailedMessage]:
+        """Every message recorded as failed, oldest first."""
+
+    @abc.abstractmethod
     def apply(self, document_id: str, recipient: str, code: StatusCode, *, receipt_key: str, note: str | None = None) -> DeliveryState | None:
         """Apply a verified receipt once; return the new state, or None when it was a repeat or stale."""
 
@@ -148,8 +210,10 @@ class Ledger(abc.ABC):
 
     # -- receiving -------------------------------------------------------------------------
     @abc.abstractmethod
-    def store_incoming(self, sender: str, document_id: str, kind: str, message_id: str, body: bytes) -> bool:
-        """Keep a received package; False when the same one (sender, DocumentId, kind) is already here."""
+    def store_incoming(self, sender: str, document_id: str, kind: str, message_id: str, body: bytes,
+                       content_digest: str | None = None, verdict: str | None = None) -> Arrival:
+        """Keep a received package, unless one is already here under (sender, DocumentId, kind):
+        then say whether it is the same (same ``content_digest``) or a conflict."""
 
     @abc.abstractmethod
     def incoming(self, sender: str, document_id: str, kind: str) -> Incoming | None:
@@ -173,6 +237,29 @@ class Ledger(abc.ABC):
         """Received and stored, but not yet given to the application (a crash in between)."""
 
     @abc.abstractmethod
+    def unacknowledged(self) -> list[Incoming]:
+        """Received and stored, and not yet acknowledged by the application, oldest first."""
+
+    @abc.abstractmethod
+    def acknowledge(self, sender: str, document_id: str, kind: str) -> bool:
+        """The application has committed the item; False if it already had (or it is unknown)."""
+
+    @abc.abstractmethod
+    def received(self, *, state: str | None = None, sender: str | None = None, since: dt.datetime | None = None,
+                 unacknowledged: bool | None = None, limit: int | None = None) -> list[Incoming]:
+        """Stored items matching every filter given, oldest first."""
+
+    @abc.abstractmethod
+    def record_answer(self, sender: str, document_id: str, kind: str, code: StatusCode, note: str | None,
+                      staff: str | None) -> None:
+        """An answer this agency sent about a received item (its history), and its new state."""
+
+    @abc.abstractmethod
+    def history(self, document_id: str, agency: str | None = None) -> list[HistoryEvent]:
+        """Sent side: every event of the document's deliveries (to ``agency`` only, if given);
+        received side: every answer about a document received (from ``agency``)."""
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Release the storage."""
 
@@ -181,7 +268,8 @@ _SCHEMA = """
 PRAGMA journal_mode = WAL;
 CREATE TABLE IF NOT EXISTS documents (
     document_id TEXT PRIMARY KEY, sender TEXT NOT NULL, code TEXT NOT NULL, subject TEXT NOT NULL,
-    promulgated TEXT NOT NULL, due_date TEXT, kind TEXT NOT NULL, replaces TEXT, created_at TEXT NOT NULL);
+    promulgated TEXT NOT NULL, due_date TEXT, kind TEXT NOT NULL, replaces TEXT, created_at TEXT NOT NULL,
+    content_digest TEXT);
 CREATE TABLE IF NOT EXISTS deliveries (
     document_id TEXT NOT NULL, recipient TEXT NOT NULL, state TEXT NOT NULL, before_recall TEXT,
     reason TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (document_id, recipient));
@@ -191,19 +279,37 @@ CREATE TABLE IF NOT EXISTS history (
 CREATE TABLE IF NOT EXISTS bodies (digest TEXT PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
     message_id TEXT PRIMARY KEY, document_id TEXT NOT NULL, recipient TEXT NOT NULL, kind TEXT NOT NULL,
-    digest TEXT NOT NULL REFERENCES bodies(digest), created_at TEXT NOT NULL, published_at TEXT);
+    digest TEXT NOT NULL REFERENCES bodies(digest), created_at TEXT NOT NULL, published_at TEXT,
+    failed_at TEXT, failure TEXT);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (published_at) WHERE published_at IS NULL;
 CREATE TABLE IF NOT EXISTS receipts_seen (receipt_key TEXT PRIMARY KEY, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS incoming (
     sender TEXT NOT NULL, document_id TEXT NOT NULL, kind TEXT NOT NULL, message_id TEXT NOT NULL,
     digest TEXT NOT NULL REFERENCES bodies(digest), received_at TEXT NOT NULL,
     receipt_sent INTEGER NOT NULL DEFAULT 0, handed INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'received',
-    PRIMARY KEY (sender, document_id, kind));
+    content_digest TEXT, acked_at TEXT, verdict TEXT, PRIMARY KEY (sender, document_id, kind));
+CREATE TABLE IF NOT EXISTS answers (
+    id INTEGER PRIMARY KEY, sender TEXT NOT NULL, document_id TEXT NOT NULL, kind TEXT NOT NULL, code TEXT NOT NULL,
+    note TEXT, staff TEXT, at TEXT NOT NULL);
 """
+# Columns added after the first release: a ledger written by it gains them on opening.
+_ADDED_COLUMNS = {"documents": ("content_digest",), "outbox": ("failed_at", "failure"), "incoming": ("content_digest", "acked_at", "verdict")}
+
+
+_SENT_COLUMNS = "document_id, sender, code, subject, promulgated, due_date, kind, replaces, content_digest"
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
+
+
+def _local(stored: object) -> dt.datetime:
+    """A stored UTC time as an aware datetime in Vietnam time (what every API returns)."""
+    return dt.datetime.fromisoformat(str(stored)).astimezone(VIETNAM_TZ)
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 class SqliteLedger(Ledger):
@@ -216,6 +322,11 @@ class SqliteLedger(Ledger):
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             self._db.executescript(_SCHEMA)
+            for table, columns in _ADDED_COLUMNS.items():
+                present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                for column in columns:
+                    if column not in present:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
             self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: safe against process death
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from None
@@ -253,9 +364,11 @@ class SqliteLedger(Ledger):
         now = _now()
         with self._tx() as db:
             db.execute(
-                "INSERT OR IGNORE INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO documents (document_id, sender, code, subject, promulgated, due_date, kind, replaces, "
+                "created_at, content_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (document.document_id, document.sender, document.code, document.subject, document.promulgated.isoformat(),
-                 document.due_date.isoformat() if document.due_date else None, document.kind, document.replaces, now),
+                 document.due_date.isoformat() if document.due_date else None, document.kind, document.replaces, now,
+                 document.content_digest),
             )
             self._outbox(db, entries, now)
             for entry in entries:
@@ -281,7 +394,7 @@ class SqliteLedger(Ledger):
     def pending(self) -> list[OutboxEntry]:
         rows = self._query(
             "SELECT o.message_id, o.document_id, o.recipient, o.kind, b.body FROM outbox o JOIN bodies b USING (digest) "
-            "WHERE o.published_at IS NULL ORDER BY o.rowid"
+            "WHERE o.published_at IS NULL AND o.failed_at IS NULL ORDER BY o.rowid"
         )
         return [OutboxEntry(str(m), str(d), str(r), str(k), bytes(b)) for m, d, r, k, b in rows]  # type: ignore[call-overload]
 
@@ -302,6 +415,20 @@ class SqliteLedger(Ledger):
             if row and row[2] == "document":
                 self._move(db, row[0], row[1], Event.UNROUTABLE, reason, now)
 
+    def failed(self, message_id: str, reason: str) -> None:
+        now = _now()
+        with self._tx() as db:
+            row = db.execute("SELECT document_id, recipient, kind FROM outbox WHERE message_id = ?", (message_id,)).fetchone()
+            db.execute("UPDATE outbox SET failed_at = ?, failure = ? WHERE message_id = ? AND published_at IS NULL",
+                       (now, reason, message_id))
+            if row and row[2] == "document":
+                self._move(db, row[0], row[1], Event.REFUSED, reason, now)
+
+    def failures(self) -> list[FailedMessage]:
+        rows = self._query("SELECT message_id, document_id, recipient, kind, failure FROM outbox "
+                           "WHERE failed_at IS NOT NULL ORDER BY rowid")
+        return [FailedMessage(*(str(v) for v in row)) for row in rows]
+
     def _move(self, db: sqlite3.Connection, document_id: str, recipient: str, event: StatusCode | Event,
               note: str | None, now: str) -> DeliveryState | None:
         row = db.execute("SELECT state, before_recall FROM deliveries WHERE document_id = ? AND recipient = ?",
@@ -316,7 +443,8 @@ class SqliteLedger(Ledger):
             return None
         new = next_state(state, event, before_recall=before)
         recall_from = state.value if new is DeliveryState.RECALL_REQUESTED and state is not new else row[1]
-        reason = note if new in (DeliveryState.REJECTED, DeliveryState.UNDELIVERABLE) or event is StatusCode.CHANGE_REFUSED else None
+        with_reason = (DeliveryState.REJECTED, DeliveryState.UNDELIVERABLE, DeliveryState.FAILED)
+        reason = note if new in with_reason or event is StatusCode.CHANGE_REFUSED else None
         db.execute(
             "UPDATE deliveries SET state = ?, before_recall = ?, reason = COALESCE(?, reason), updated_at = ? "
             "WHERE document_id = ? AND recipient = ?",
@@ -350,21 +478,21 @@ class SqliteLedger(Ledger):
     def deliveries(self, document_id: str) -> list[Delivered]:
         rows = self._query("SELECT recipient, state, reason, updated_at FROM deliveries WHERE document_id = ? ORDER BY recipient",
                            (document_id,))
-        return [Delivered(document_id, str(r), DeliveryState(str(s)), None if why is None else str(why), dt.datetime.fromisoformat(str(at)))
+        return [Delivered(document_id, str(r), DeliveryState(str(s)), _opt(why), _local(at))
                 for r, s, why, at in rows]
 
     def _sent(self, row: tuple[object, ...]) -> SentDocument:
-        d, sender, code, subject, promulgated, due, kind, replaces = row
+        d, sender, code, subject, promulgated, due, kind, replaces, digest = row
         return SentDocument(str(d), str(sender), str(code), str(subject), dt.date.fromisoformat(str(promulgated)),
-                            dt.date.fromisoformat(str(due)) if due else None, str(kind), None if replaces is None else str(replaces))
+                            dt.date.fromisoformat(str(due)) if due else None, str(kind), None if replaces is None else str(replaces),
+                            None if digest is None else str(digest))
 
     def document(self, document_id: str) -> SentDocument | None:
-        rows = self._query("SELECT document_id, sender, code, subject, promulgated, due_date, kind, replaces FROM documents "
-                           "WHERE document_id = ?", (document_id,))
+        rows = self._query(f"SELECT {_SENT_COLUMNS} FROM documents WHERE document_id = ?", (document_id,))
         return self._sent(rows[0]) if rows else None
 
     def documents(self) -> list[SentDocument]:
-        rows = self._query("SELECT document_id, sender, code, subject, promulgated, due_date, kind, replaces FROM documents ORDER BY rowid")
+        rows = self._query(f"SELECT {_SENT_COLUMNS} FROM documents ORDER BY rowid")
         return [self._sent(r) for r in rows]
 
     def overdue(self, now: dt.datetime | None = None) -> list[Overdue]:
@@ -384,22 +512,30 @@ class SqliteLedger(Ledger):
         return out
 
     # -- receiving -------------------------------------------------------------------------
-    def store_incoming(self, sender: str, document_id: str, kind: str, message_id: str, body: bytes) -> bool:
+    def store_incoming(self, sender: str, document_id: str, kind: str, message_id: str, body: bytes,
+                       content_digest: str | None = None, verdict: str | None = None) -> Arrival:
         with self._tx() as db:
-            if db.execute("SELECT 1 FROM incoming WHERE sender = ? AND document_id = ? AND kind = ?",
-                          (sender, document_id, kind)).fetchone():
-                return False
+            row = db.execute("SELECT content_digest FROM incoming WHERE sender = ? AND document_id = ? AND kind = ?",
+                             (sender, document_id, kind)).fetchone()
+            if row is not None:
+                # A row of a ledger older than the digests cannot be told apart: taken as the same.
+                same = row[0] is None or content_digest is None or row[0] == content_digest
+                return Arrival.REDELIVERY if same else Arrival.CONFLICT
             digest = self._body(db, body)
-            db.execute("INSERT INTO incoming (sender, document_id, kind, message_id, digest, received_at) VALUES (?, ?, ?, ?, ?, ?)",
-                       (sender, document_id, kind, message_id, digest, _now()))
-            return True
+            db.execute("INSERT INTO incoming (sender, document_id, kind, message_id, digest, received_at, content_digest, "
+                       "verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (sender, document_id, kind, message_id, digest, _now(), content_digest, verdict))
+            return Arrival.NEW
 
-    def _incoming_rows(self, where: str, args: Sequence[object]) -> list[Incoming]:
+    def _incoming_rows(self, where: str, args: Sequence[object], limit: int | None = None) -> list[Incoming]:
         rows = self._query(
-            "SELECT i.sender, i.document_id, i.kind, i.message_id, b.body, i.receipt_sent, i.handed, i.state "
-            f"FROM incoming i JOIN bodies b USING (digest) WHERE {where} ORDER BY i.rowid", args)
-        return [Incoming(str(s), str(d), str(k), str(m), bytes(b), bool(r), bool(h), str(st))  # type: ignore[call-overload]
-                for s, d, k, m, b, r, h, st in rows]
+            "SELECT i.sender, i.document_id, i.kind, i.message_id, b.body, i.receipt_sent, i.handed, i.state, "
+            "i.received_at, i.acked_at, i.verdict "
+            f"FROM incoming i JOIN bodies b USING (digest) WHERE {where} ORDER BY i.rowid"
+            + (" LIMIT ?" if limit is not None else ""), [*args, *([limit] if limit is not None else [])])
+        return [Incoming(str(s), str(d), str(k), str(m), bytes(b), bool(r), bool(h), str(st),  # type: ignore[call-overload]
+                         _local(at), acked is not None, None if verdict is None else str(verdict))
+                for s, d, k, m, b, r, h, st, at, acked, verdict in rows]
 
     def incoming(self, sender: str, document_id: str, kind: str) -> Incoming | None:
         rows = self._incoming_rows("i.sender = ? AND i.document_id = ? AND i.kind = ?", (sender, document_id, kind))
@@ -427,6 +563,53 @@ class SqliteLedger(Ledger):
 
     def unhanded(self) -> list[Incoming]:
         return self._incoming_rows("i.handed = 0", ())
+
+    def unacknowledged(self) -> list[Incoming]:
+        return self._incoming_rows("i.acked_at IS NULL", ())
+
+    def acknowledge(self, sender: str, document_id: str, kind: str) -> bool:
+        with self._tx() as db:
+            cursor = db.execute("UPDATE incoming SET acked_at = ?, handed = 1 WHERE sender = ? AND document_id = ? "
+                                "AND kind = ? AND acked_at IS NULL", (_now(), sender, document_id, kind))
+            return cursor.rowcount == 1
+
+    def received(self, *, state: str | None = None, sender: str | None = None, since: dt.datetime | None = None,
+                 unacknowledged: bool | None = None, limit: int | None = None) -> list[Incoming]:
+        where, args = ["1"], list[object]()
+        if state is not None:
+            where.append("i.state = ?")
+            args.append(state)
+        if sender is not None:
+            where.append("i.sender = ?")
+            args.append(sender)
+        if since is not None:
+            if since.tzinfo is None:
+                raise UsageError("since must be an aware datetime (e.g. in VIETNAM_TZ)")
+            where.append("i.received_at >= ?")
+            args.append(since.astimezone(dt.UTC).isoformat())
+        if unacknowledged is not None:
+            where.append("i.acked_at IS NULL" if unacknowledged else "i.acked_at IS NOT NULL")
+        return self._incoming_rows(" AND ".join(where), args, limit)
+
+    def record_answer(self, sender: str, document_id: str, kind: str, code: StatusCode, note: str | None,
+                      staff: str | None) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO answers (sender, document_id, kind, code, note, staff, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (sender, document_id, kind, code.value, note, staff, _now()))
+            db.execute("UPDATE incoming SET state = ? WHERE sender = ? AND document_id = ? AND kind = ?",
+                       (code.value, sender, document_id, kind))
+
+    def history(self, document_id: str, agency: str | None = None) -> list[HistoryEvent]:
+        sent = self._query(
+            "SELECT recipient, event, state, note, applied, at FROM history WHERE document_id = ? "
+            "AND (? IS NULL OR recipient = ?) ORDER BY id", (document_id, agency, agency))
+        answered = self._query(
+            "SELECT sender, code, note, staff, at FROM answers WHERE document_id = ? "
+            "AND (? IS NULL OR sender = ?) ORDER BY id", (document_id, agency, agency))
+        return ([HistoryEvent(document_id, str(a), str(e), str(st), _opt(n), None, bool(ok), _local(at))
+                 for a, e, st, n, ok, at in sent]
+                + [HistoryEvent(document_id, str(a), str(code), str(code), _opt(n), _opt(staff), True, _local(at))
+                   for a, code, n, staff, at in answered])
 
     def close(self) -> None:
         with self._lock:

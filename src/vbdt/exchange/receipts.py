@@ -8,7 +8,8 @@ answers; nothing else decides a transition.
 
     QUEUED ──published──▶ SENT ──01──▶ ARRIVED ──03──▶ ACCEPTED ──04──▶ ASSIGNED ──05──▶ PROCESSING ──06──▶ COMPLETED
        │                   │  └──────── any later code skips ahead (receipts may overtake each other) ─────────▲
-       └──unroutable──▶ UNDELIVERABLE     └──02 (from any state before COMPLETED)──▶ REJECTED
+       ├──unroutable──▶ UNDELIVERABLE     └──02 (from any state before COMPLETED)──▶ REJECTED
+       └──refused (the broker will never take it: too large, invalid)──▶ FAILED
     any open state ──13 (we ask to recall)──▶ RECALL_REQUESTED ──15──▶ RECALLED
                                                               └──16──▶ the state it was in before
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from vbdt.codes import StatusCode
+from vbdt.edxml.codes import StatusCode
 from vbdt.errors import InvalidTransition
 
 __all__ = ["PROGRESS", "TERMINAL", "TRANSITIONS", "DeliveryState", "Event", "is_stale", "next_state"]
@@ -37,6 +38,8 @@ class DeliveryState(StrEnum):
     """The broker confirmed it; no receipt yet."""
     UNDELIVERABLE = "undeliverable"
     """The broker has no inbox for this recipient."""
+    FAILED = "failed"
+    """The broker will never take the message (too large, an invalid property): not retried."""
     ARRIVED = "arrived"
     ACCEPTED = "accepted"
     ASSIGNED = "assigned"
@@ -56,6 +59,7 @@ _LABELS = {
     DeliveryState.QUEUED: "Chờ gửi",
     DeliveryState.SENT: "Đã gửi, chưa có xác nhận",
     DeliveryState.UNDELIVERABLE: "Không gửi được: đơn vị nhận chưa có hộp thư",
+    DeliveryState.FAILED: "Không gửi được: hệ thống trao đổi từ chối gói tin",
     DeliveryState.ARRIVED: StatusCode.ARRIVED.label,
     DeliveryState.ACCEPTED: StatusCode.ACCEPTED.label,
     DeliveryState.ASSIGNED: StatusCode.ASSIGNED.label,
@@ -72,6 +76,8 @@ class Event(StrEnum):
 
     PUBLISHED = "published"
     UNROUTABLE = "unroutable"
+    REFUSED = "refused"
+    """The broker refused the message for good (:class:`~vbdt.errors.PublishRefused`)."""
 
 
 # The forward path; a receipt may skip ahead along it, never go back.
@@ -90,7 +96,8 @@ _BY_CODE = {
     StatusCode.PROCESSING: DeliveryState.PROCESSING,
     StatusCode.COMPLETED: DeliveryState.COMPLETED,
 }
-TERMINAL = frozenset({DeliveryState.COMPLETED, DeliveryState.REJECTED, DeliveryState.RECALLED, DeliveryState.UNDELIVERABLE})
+TERMINAL = frozenset({DeliveryState.COMPLETED, DeliveryState.REJECTED, DeliveryState.RECALLED, DeliveryState.UNDELIVERABLE,
+                      DeliveryState.FAILED})
 _OPEN = tuple(s for s in PROGRESS if s not in TERMINAL)
 
 
@@ -98,6 +105,7 @@ def _table() -> dict[tuple[DeliveryState, StatusCode | Event], DeliveryState]:
     table: dict[tuple[DeliveryState, StatusCode | Event], DeliveryState] = {
         (DeliveryState.QUEUED, Event.PUBLISHED): DeliveryState.SENT,
         (DeliveryState.QUEUED, Event.UNROUTABLE): DeliveryState.UNDELIVERABLE,
+        (DeliveryState.QUEUED, Event.REFUSED): DeliveryState.FAILED,
         (DeliveryState.SENT, Event.PUBLISHED): DeliveryState.SENT,  # a republished outbox entry
         (DeliveryState.UNDELIVERABLE, Event.UNROUTABLE): DeliveryState.UNDELIVERABLE,
         (DeliveryState.REJECTED, StatusCode.REJECTED): DeliveryState.REJECTED,
@@ -122,7 +130,9 @@ def _table() -> dict[tuple[DeliveryState, StatusCode | Event], DeliveryState]:
             table[(DeliveryState.QUEUED, event)] = target
     for state in DeliveryState:
         if state is not DeliveryState.QUEUED:
+            # a late confirm or refusal of a republished entry: a receipt already proved delivery
             table.setdefault((state, Event.PUBLISHED), state)
+            table.setdefault((state, Event.REFUSED), state)
     return table
 
 

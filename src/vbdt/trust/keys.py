@@ -4,10 +4,11 @@ A :class:`SigningKey` holds the private key, its certificate and the chain up to
 the trust anchor. It is the software implementation of the signer interface; a hardware token
 (PKCS#11) would provide the same three attributes with a key object whose ``sign`` calls the token.
 
-How an agency's certificate is bound to its OrganId (enforced by :mod:`vbdt.signing`): the
+How an agency's certificate is bound to its OrganId (enforced by :mod:`vbdt.trust.xmldsig`): the
 certificate subject carries the OrganId in its ``UID`` attribute (OID 0.9.2342.19200300.100.1.1),
 and/or the directory pins the certificate's SHA-256 fingerprint for that agency. When the directory
-pins fingerprints for an agency, only a pinned certificate is accepted for it.
+pins fingerprints for an agency, only a pinned certificate is accepted for it. The certificate
+bound is always the validated leaf of :mod:`vbdt.trust.chain`, the one whose key verified.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
-from vbdt.errors import KeyFileError
+from vbdt.directory.agencies import Directory
+from vbdt.errors import KeyFileError, SignerMismatch
 
 __all__ = [
     "SigningKey",
+    "bind_certificate",
     "certificate_organ_id",
     "fingerprint",
     "load_certificates",
@@ -66,6 +69,11 @@ class SigningKey:
         if key is None or cert is None or not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
             raise KeyFileError(f"{path}: no RSA or EC private key with a certificate inside")
         return cls(key, cert, list(extra))
+
+    def check_pair(self) -> None:
+        """Raise :class:`~vbdt.errors.KeyFileError` unless the private key is the certificate's."""
+        if self.certificate.public_key() != self.private_key.public_key():
+            raise KeyFileError(f"the key does not match its certificate {self.certificate.subject.rfc4514_string()}")
 
     @property
     def organ_id(self) -> str | None:
@@ -113,3 +121,25 @@ def revocation(cert: x509.Certificate, crls: list[x509.CertificateRevocationList
         if crl.issuer == cert.issuer and crl.get_revoked_certificate_by_serial_number(cert.serial_number):
             return f"certificate {cert.subject.rfc4514_string()} is revoked (CRL of {crl.issuer.rfc4514_string()})"
     return None
+
+
+def bind_certificate(cert: x509.Certificate, agency: str, directory: Directory | None) -> str:
+    """Check that ``cert`` belongs to ``agency``; return how (``"pinned"`` or ``"uid"``).
+
+    The one binding rule of vbdt, for the envelope signature and the PDF agency seal alike: when
+    the directory pins certificate fingerprints for the agency, the certificate must be one of
+    them; otherwise its subject UID must be the agency's OrganId. Raises SignerMismatch.
+    """
+    pins: list[str] = []
+    if directory is not None and agency in directory:
+        pins = [p.lower().replace(":", "") for p in directory.get(agency).cert_fingerprints]
+    if pins:
+        if fingerprint(cert) in pins:
+            return "pinned"
+        raise SignerMismatch(f"certificate {cert.subject.rfc4514_string()} is not one pinned for {agency}")
+    uid = certificate_organ_id(cert)
+    if uid == agency:
+        return "uid"
+    raise SignerMismatch(
+        f"certificate {cert.subject.rfc4514_string()} belongs to {uid or 'no agency'}, but the package is from {agency}"
+    )

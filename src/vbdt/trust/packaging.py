@@ -1,36 +1,93 @@
 """Both signature layers of a package: the PDFs inside, then the envelope around them.
 
 :func:`pack` signs every PDF attachment that is not signed yet (the competent person, then the
-agency seal, :mod:`vbdt.pades`) and then signs the edXML envelope with the agency key
-(:mod:`vbdt.signing`), so the envelope signature covers the signed PDFs. :func:`unpack` does the
-reverse on receipt: verify the envelope and the sender binding, then every PDF attachment, and
-hand back what was signed with the verdict on each PDF.
+agency seal, :mod:`vbdt.trust.pades`) and then signs the edXML envelope with the agency key
+(:mod:`vbdt.trust.xmldsig`), so the envelope signature covers the signed PDFs. :func:`unpack` does the
+reverse on receipt: verify the envelope and the sender binding, then every PDF attachment against
+that sender, and hand back what was signed with the verdict on each PDF.
+
+Two rules keep a PDF from hiding (both in :func:`pack` and :func:`unpack`):
+
+- **A PDF is recognised by its content**: ``%PDF-`` in its first 1024 bytes, where PDF readers
+  look for it, whatever its name or content type (``x.pdf ``, ``x.pdf.bin`` and
+  ``application/x-pdf`` are all PDFs if the bytes say so). An attachment *labelled* a PDF (by
+  ``application/pdf`` or a ``.pdf`` name) is checked too, and fails if it is not one.
+- **Attachment names are unique** in a package, compared by :func:`name_key`: Unicode NFKC, case
+  folded, invisible format characters (zero-width, bidi controls) dropped, runs of whitespace
+  made one space, and surrounding whitespace and dots removed (as Windows does when saving). Two
+  names equal under that comparison raise :class:`~vbdt.errors.DuplicateAttachment`, so the
+  verdicts, keyed by name, are one per attachment.
 """
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
+import re
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from cryptography import x509
 
-from vbdt.errors import PdfSignatureError
-from vbdt.keys import SigningKey, load_certificates
-from vbdt.model import Attachment, Document, Package
-from vbdt.pades import PdfVerification, is_signed_pdf, sign_pdf, verify_pdf
-from vbdt.signing import Verified, sign, verify
+from vbdt.directory.agencies import Directory
+from vbdt.edxml.attachment import Base64Content
+from vbdt.edxml.limits import DEFAULT_LIMITS, Limits
+from vbdt.edxml.model import Attachment, Document, Package
+from vbdt.errors import DuplicateAttachment, PdfSignatureError
+from vbdt.trust.chain import TrustStore
+from vbdt.trust.keys import SigningKey, load_certificates
+from vbdt.trust.pades import PdfVerification, is_signed_pdf, sign_pdf, verify_pdf
+from vbdt.trust.xmldsig import Verified, sign, verify
 
-__all__ = ["PdfPolicy", "Unpacked", "is_pdf", "pack", "unpack"]
+__all__ = ["PdfPolicy", "Unpacked", "check_unique_names", "is_pdf", "name_key", "pack", "unpack"]
 
 PdfPolicy = Literal["require", "report", "ignore"]
 """What :func:`unpack` does with PDFs that are not original-valid: raise, only report, or skip checking."""
 
+_PDF_MAGIC = b"%PDF-"
+_SNIFF_BYTES = 1024  # PDF readers accept the header anywhere in the first 1024 bytes
+_WHITESPACE = re.compile(r"\s+")
+
+
+def name_key(name: str) -> str:
+    """The form in which two attachment names are compared (see the module)."""
+    text = unicodedata.normalize("NFKC", name)
+    visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return _WHITESPACE.sub(" ", visible).strip().strip(". ").casefold()
+
+
+def check_unique_names(attachments: Iterable[Attachment]) -> None:
+    """Raise :class:`DuplicateAttachment` when two attachments have the same :func:`name_key`."""
+    seen: dict[str, str] = {}
+    for a in attachments:
+        key = name_key(a.name)
+        if key in seen:
+            raise DuplicateAttachment(seen[key], a.name)
+        seen[key] = a.name
+
+
+def _head(attachment: Attachment) -> bytes:
+    """The first bytes of the content, decoding only a prefix of base64 text that came in a package."""
+    content = attachment.content
+    if isinstance(content, Base64Content):
+        prefix = content.base64()[: (_SNIFF_BYTES // 3 + 1) * 4]
+        try:
+            return binascii.a2b_base64(prefix)[:_SNIFF_BYTES]
+        except (binascii.Error, ValueError):
+            pass  # read() says what is wrong with the base64, as an AttachmentError
+    return attachment.read()[:_SNIFF_BYTES]
+
+
+def _labelled_pdf(attachment: Attachment) -> bool:
+    return attachment.content_type.strip().lower() == "application/pdf" or name_key(attachment.name).endswith(".pdf")
+
 
 def is_pdf(attachment: Attachment) -> bool:
-    """Whether an attachment is a PDF (by content type or name)."""
-    return attachment.content_type.lower() == "application/pdf" or attachment.name.lower().endswith(".pdf")
+    """Whether an attachment must be treated as a PDF: its content starts like one, or it is labelled one."""
+    return _PDF_MAGIC in _head(attachment) or _labelled_pdf(attachment)
 
 
 def pack(
@@ -45,13 +102,17 @@ def pack(
     """Sign the PDFs (when ``person`` and/or ``seal`` are given), then the envelope with ``key``.
 
     PDFs that already carry signatures are left as they are: they were signed where they were
-    produced, and re-signing would add a second person's signature.
+    produced, and re-signing would add a second person's signature. Attachment names must be
+    unique (:class:`DuplicateAttachment` otherwise).
     """
-    if isinstance(package, Document) and (person is not None or seal is not None):
-        attachments = [
-            _signed(a, person=person, seal=seal, timestamper=timestamper, visible=visible) for a in package.attachments
-        ]
-        package = package.model_copy(update={"attachments": attachments})
+    if isinstance(package, Document):
+        check_unique_names(package.attachments)
+        if person is not None or seal is not None:
+            attachments = [
+                _signed(a, person=person, seal=seal, timestamper=timestamper, visible=visible)
+                for a in package.attachments
+            ]
+            package = package.model_copy(update={"attachments": attachments})
     return sign(package, key)
 
 
@@ -73,7 +134,8 @@ class Unpacked:
 
     verified: Verified
     pdfs: dict[str, PdfVerification]
-    """Attachment name → verification (empty when PDFs were not checked)."""
+    """Attachment name → verification of every PDF attachment (empty when PDFs were not checked).
+    Names are unique in a package that unpacked, so no verdict hides another."""
 
     @property
     def package(self) -> Package:
@@ -84,30 +146,44 @@ class Unpacked:
 def unpack(
     data: bytes,
     *,
-    trust: str | Path,
-    directory: object | None = None,
+    trust: str | Path | TrustStore,
+    directory: Directory | None = None,
     legacy_sha1: bool = False,
     pdf_policy: PdfPolicy = "require",
     at: dt.datetime | None = None,
     crls: list[x509.CertificateRevocationList] | None = None,
     anchors: list[x509.Certificate] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Unpacked:
-    """Verify the envelope (raises a :class:`~vbdt.errors.TrustError`), then the PDFs.
+    """Verify the envelope (raises a :class:`~vbdt.errors.TrustError`), then the PDFs against its sender.
 
-    With ``pdf_policy="require"`` a PDF that is not original-valid (person and agency signatures,
-    both intact and trusted) raises :class:`~vbdt.errors.PdfSignatureError`. ``anchors`` are the
-    parsed trust anchors (``trust`` is read when they are not given; pass them to avoid re-reading).
+    Every PDF's agency seal must be bound to the envelope's sender (the same rule as the envelope,
+    with the ``directory``'s pins). With ``pdf_policy="require"`` a PDF that is not original-valid
+    raises :class:`~vbdt.errors.PdfSignatureError`; with ``"report"`` its verdict says why.
+    Duplicate attachment names raise :class:`~vbdt.errors.DuplicateAttachment` under every policy.
+    ``anchors`` are the parsed trust anchors (``trust`` is read when they are not given; pass them
+    to avoid re-reading).
     """
-    verified = verify(data, trust=trust, directory=directory, legacy_sha1=legacy_sha1, at=at, crls=crls)
+    verified = verify(data, trust=trust, directory=directory, legacy_sha1=legacy_sha1, at=at, crls=crls,
+                      limits=limits)
     pdfs: dict[str, PdfVerification] = {}
     package = verified.package
-    if pdf_policy != "ignore" and isinstance(package, Document):
-        roots = anchors if anchors is not None else load_certificates(trust)
-        for attachment in package.attachments:
-            if not is_pdf(attachment):
-                continue
-            result = verify_pdf(attachment.read(), trust=roots, at=at, crls=crls or ())
-            if pdf_policy == "require" and not result.original_valid:
-                raise PdfSignatureError(f"attachment {attachment.name} is not original-valid: {'; '.join(result.reasons)}")
-            pdfs[attachment.name] = result
+    if not isinstance(package, Document):
+        return Unpacked(verified, pdfs)
+    check_unique_names(package.attachments)
+    if pdf_policy == "ignore":
+        return Unpacked(verified, pdfs)
+    all_crls = [*(trust.crls if isinstance(trust, TrustStore) else ()), *(crls or ())]
+    roots = anchors if anchors is not None else trust.anchors if isinstance(trust, TrustStore) else load_certificates(trust)
+    for attachment in package.attachments:
+        if not is_pdf(attachment):
+            continue
+        try:
+            result = verify_pdf(attachment.read(), trust=roots, agency=verified.agency, directory=directory, at=at,
+                                crls=all_crls, limits=limits)
+        except PdfSignatureError as exc:  # unreadable or over a limit: a verdict of its own under "report"
+            result = PdfVerification([], False, [str(exc)])
+        if pdf_policy == "require" and not result.original_valid:
+            raise PdfSignatureError(f"attachment {attachment.name} is not original-valid: {'; '.join(result.reasons)}")
+        pdfs[attachment.name] = result
     return Unpacked(verified, pdfs)

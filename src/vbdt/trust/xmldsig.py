@@ -1,49 +1,68 @@
-"""XML-DSig of edXML packages, on signxml: sign as the edXML profile says, verify strictly.
+"""XML-DSig of edXML packages: sign as the edXML profile says, verify strictly, on signxml or python-xmlsec.
 
 Profile: an enveloped ``ds:Signature`` as the last child of ``edXMLHeader``, one ``Reference``
 with ``URI=""``, the enveloped-signature and exclusive C14N transforms, ``KeyInfo/X509Data`` with
 the certificate and its chain. RSA-SHA256 by default, ECDSA-P256-SHA256 supported; SHA-1 verifies
 only with ``legacy_sha1=True`` and is reported as weak.
 
-Verification refuses anything else before signxml sees it (a second signature, a signature
-elsewhere, a second header or envelope, ID-based or extra references, a DTD), lets signxml check
-the value, digest, chain to the configured trust anchors (never the system store), validity and
-key usage, checks CRLs when given, and then binds the certificate to the ``From`` agency
-(:mod:`vbdt.keys`). The package handed back is built from what was signed, not from the input.
+Verification refuses anything else before a backend sees it (a second signature, a signature
+elsewhere, a second header or envelope, ID-based or extra references, algorithms outside the
+profile, a DTD). It then picks the signer among the unordered, unsigned ``KeyInfo`` certificates
+(the one that issues none of the others), validates its chain once against the configured trust
+anchors, never the system store, with the signer policy and the CRLs (:mod:`vbdt.trust.chain`),
+refuses any ``KeyInfo`` certificate off that chain, has the XML-DSig backend check value and digest
+with that leaf's key only, and binds that same leaf to the ``From`` agency (:mod:`vbdt.trust.keys`).
+
+One parse per message: :func:`verify_tree` takes the tree the caller already parsed (and
+validated) with :func:`vbdt.edxml.xmlparse.parse_xml`; the profile is checked on it, its one
+reference is canonicalised once by the backend (:mod:`vbdt.trust.dsig_backends`: python-xmlsec
+when installed, else signxml), and the model is built from it. That tree is what was signed: the
+profile leaves one ``Reference URI=""`` with the enveloped-signature and C14N transforms, so the
+signed content is the whole tree minus the signature, and the model reads text without comments
+or processing instructions, as C14N renders it. :func:`verify` is the same on bytes.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import io
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
-from signxml import (  # type: ignore[attr-defined]
-    CanonicalizationMethod,
-    DigestAlgorithm,
-    SignatureMethod,
-    XMLSigner,
-    XMLVerifier,
-)
-from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature
-from signxml.verifier import SignatureConfiguration
 
+from vbdt.directory.agencies import Directory
+from vbdt.edxml.model import Package
+from vbdt.edxml.reader import build_package
+from vbdt.edxml.writer import to_tree
+from vbdt.edxml.xmlparse import DEFAULT_LIMITS, DS_NS, EDXML_NS, Limits, parse_xml
 from vbdt.errors import (
     CertificateRejected,
     SignatureInvalid,
     SignatureProfileError,
     SignerMismatch,
     TrustError,
+    UnsafeXml,
 )
-from vbdt.keys import SigningKey, certificate_organ_id, fingerprint, revocation
-from vbdt.model import Package
-from vbdt.reader import build_package
-from vbdt.writer import serialize, to_tree
-from vbdt.xmlparse import DEFAULT_LIMITS, DS_NS, EDXML_NS, Limits, parse_xml
+from vbdt.trust.chain import ChainVerdict, TrustStore, signer_among
+from vbdt.trust.dsig_backends import (
+    C14N,
+    DIGESTS,
+    ENVELOPED,
+    LEGACY_DIGESTS,
+    LEGACY_SIGNATURE_METHODS,
+    SIGNATURE_METHODS,
+    DsigBackend,
+    default_backend,
+    get_backend,
+)
+from vbdt.trust.keys import SigningKey, bind_certificate
 
 __all__ = [
     "CertificateRejected",
@@ -51,60 +70,54 @@ __all__ = [
     "SignatureProfileError",
     "SignerMismatch",
     "TrustError",
+    "TrustStore",
     "Verified",
     "sign",
     "verify",
+    "verify_tree",
 ]
 
 
-_ALGORITHMS = {
-    "rsa-sha256": SignatureMethod.RSA_SHA256,
-    "ecdsa-sha256": SignatureMethod.ECDSA_SHA256,
-}
-_LEGACY = {SignatureMethod.RSA_SHA1}
-_ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
-_C14N_ALLOWED = {
-    "http://www.w3.org/2001/10/xml-exc-c14n#",
-    "http://www.w3.org/TR/2001/REC-xml-c14n-20010315",
-}
 _NS = {"ds": DS_NS, "e": EDXML_NS}
-# signxml re-parses what it signs or verifies with its own parser, whose libxml2 defaults cap a
-# text node at 10 MB: a 7.5 MB PDF in base64 is over that. The verifier takes a parser argument;
-# the signer only has the attribute behind it. Ours keeps entities and the network off (signxml
-# also refuses DTDs and entities itself).
-# A new one per call: an lxml parser must not be shared between threads.
 
 
-def _signxml_parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+def _backend(backend: DsigBackend | str | None) -> DsigBackend:
+    if backend is None:
+        return default_backend()
+    return get_backend(backend) if isinstance(backend, str) else backend
 
 
+def sign(package: Package | bytes, key: SigningKey, *, limits: Limits = DEFAULT_LIMITS,
+         backend: DsigBackend | str | None = None) -> bytes:
+    """The package as signed edXML bytes (a model is written first; bytes are parsed hardened).
 
-def sign(package: Package | bytes, key: SigningKey, *, limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """The package as signed edXML bytes (a model is written first; bytes are parsed hardened)."""
+    ``backend`` is ``"xmlsec"``, ``"signxml"`` or None for the default (:mod:`vbdt.trust.dsig_backends`).
+    """
     if isinstance(package, bytes):
         root = parse_xml(package, limits).getroot()
         for old in root.findall("e:edXMLEnvelope/e:edXMLHeader/ds:Signature", _NS):
             old.getparent().remove(old)
+        if root.getprevious() is not None or root.getnext() is not None:
+            # A comment or PI beside the root is not edXML: the document's C14N would sign it and
+            # the serialisation drop it. Our own serialisation of a hardened tree, parsed again.
+            root = etree.fromstring(etree.tostring(root), etree.XMLParser(resolve_entities=False, huge_tree=True))
     else:
         root = to_tree(package)
     header = root.find("e:edXMLEnvelope/e:edXMLHeader", _NS)
     if header is None:
         raise SignatureProfileError("no edXMLHeader to put the signature in")
-    placeholder = etree.SubElement(header, f"{{{DS_NS}}}Signature", Id="placeholder")
-    placeholder.tail = "\n  "
-    method = SignatureMethod.ECDSA_SHA256 if isinstance(key.private_key, ec.EllipticCurvePrivateKey) else SignatureMethod.RSA_SHA256
-    signer = XMLSigner(
-        signature_algorithm=method,
-        digest_algorithm=DigestAlgorithm.SHA256,
-        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-    )
-    certs = [c.public_bytes(serialization.Encoding.PEM).decode() for c in (key.certificate, *key.chain)]
-    signer._parser = _signxml_parser()
-    signed = signer.sign(root, key=key.private_key, cert=certs, always_add_key_value=False)
-    signature = signed.find("e:edXMLEnvelope/e:edXMLHeader/ds:Signature", _NS)
-    signature.attrib.pop("Id", None)  # KeyInfo and this attribute are outside SignedInfo
-    return serialize(signed)
+    # No whitespace after the signature: text there is signed content, fixed before the digest.
+    _backend(backend).sign(header, key)
+    return _serialize(root)
+
+
+def _serialize(root: etree._Element) -> bytes:
+    """UTF-8 with the declaration and a final newline, as the writer does, without its second copy
+    (lxml writes to a file in pieces, and the buffer is handed over, not copied)."""
+    out = io.BytesIO()
+    root.getroottree().write(out, xml_declaration=True, encoding="UTF-8")
+    out.write(b"\n")
+    return out.getvalue()
 
 
 @dataclass(frozen=True)
@@ -118,12 +131,15 @@ class Verified:
     signer: str
     """The certificate subject (RFC 4514)."""
     certificate: x509.Certificate
+    """The leaf: the certificate whose key verified the signature, bound to the agency."""
     chain: list[str]
     """Subjects from the signer up to the trust anchor."""
     signature_algorithm: str
     digest_algorithm: str
     binding: str
     """How the certificate was bound to the agency: ``uid`` or ``pinned``."""
+    verdict: ChainVerdict
+    """The validated chain (leaf first, anchor last) and until when that verdict holds."""
     signing_time: dt.datetime | None = None
     """When the sender says it signed: its own TraceHeader (documents) or Timestamp (status
     messages), both inside the signed content; the edXML profile has no signed-time property."""
@@ -131,96 +147,151 @@ class Verified:
 
     @property
     def weak(self) -> bool:
-        """Signed with SHA-1 (accepted only under legacy verification)."""
-        return "sha1" in self.signature_algorithm.lower() or "sha1" in self.digest_algorithm.lower()
+        """Signed or digested with SHA-1 (accepted only under legacy verification)."""
+        return _is_sha1(self.signature_algorithm) or _is_sha1(self.digest_algorithm)
 
 
 def verify(
     data: bytes,
     *,
-    trust: str | Path,
-    directory: object | None = None,
+    trust: str | Path | TrustStore,
+    directory: Directory | None = None,
     legacy_sha1: bool = False,
     at: dt.datetime | None = None,
     crls: list[x509.CertificateRevocationList] | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    backend: DsigBackend | str | None = None,
 ) -> Verified:
-    """Verify a signed package; raise a :class:`TrustError` subclass with the reason, else return it."""
-    tree = parse_xml(data, limits)
-    root = tree.getroot()
-    _check_profile(root, legacy_sha1=legacy_sha1)
-    signature = root.find("e:edXMLEnvelope/e:edXMLHeader/ds:Signature", _NS)
-    method = signature.find("ds:SignedInfo/ds:SignatureMethod", _NS).get("Algorithm", "")
-    methods = frozenset(_ALGORITHMS.values()) | (_LEGACY if legacy_sha1 else frozenset())
-    digests = frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512}) | (
-        {DigestAlgorithm.SHA1} if legacy_sha1 else frozenset()
-    )
-    # Say plainly when the certificate is out of its validity period (the chain builder would
-    # only say "no valid chain").
-    certs = _x509_chain(signature)  # parsed once: validity here, revocation and binding below
-    digest = signature.find("ds:SignedInfo/ds:Reference/ds:DigestMethod", _NS).get("Algorithm", "")
-    # signxml parses the same bytes again (it copies any tree it is given through a serialization);
-    # dropping our tree first keeps one copy of a large package less in memory.
-    del tree, root, signature
+    """Verify a signed package; raise a :class:`TrustError` subclass with the reason, else return it.
+
+    ``trust`` is a :class:`~vbdt.trust.chain.TrustStore` (built once, the fast way: it caches
+    chain verdicts) or a PEM file of trust anchors; ``crls`` are added to the store's. The signer
+    is the one certificate of ``KeyInfo`` that issues none of the others; its chain is validated
+    (or its verdict taken from the store's cache), every other ``KeyInfo`` certificate must be on
+    that chain, and the backend verifies with that leaf's key only. The bytes are parsed once,
+    hardened, then as :func:`verify_tree`.
+    """
+    return verify_tree(parse_xml(data, limits), trust=trust, directory=directory, legacy_sha1=legacy_sha1, at=at,
+                       crls=crls, limits=limits, backend=backend)
+
+
+def verify_tree(
+    tree: etree._ElementTree,
+    *,
+    trust: str | Path | TrustStore,
+    directory: Directory | None = None,
+    legacy_sha1: bool = False,
+    at: dt.datetime | None = None,
+    crls: list[x509.CertificateRevocationList] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    backend: DsigBackend | str | None = None,
+) -> Verified:
+    """:func:`verify` on a tree already parsed by :func:`vbdt.edxml.xmlparse.parse_xml` (and
+    validated): the receiving pipeline's one parse. Its signature is checked and its model built
+    on that tree. The tree is consumed: building the model moves each attachment's base64 text
+    out of it (so a 10 MB file is held once); the signature check itself leaves it as it was. A
+    tree with a DTD or an entity is refused: it did not come from the hardened parser.
+    """
+    _check_hardened(tree)
+    signature = _check_profile(tree.getroot(), legacy_sha1=legacy_sha1)
+    method = _algorithm(signature, "ds:SignedInfo/ds:SignatureMethod")
+    digest = _algorithm(signature, "ds:SignedInfo/ds:Reference/ds:DigestMethod")
+    certs = _keyinfo_certificates(signature, limits)
     when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    for cert in certs:
-        if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
-            raise CertificateRejected(
-                f"certificate {cert.subject.rfc4514_string()} is not valid at {when:%Y-%m-%d %H:%M} UTC "
-                f"(valid {cert.not_valid_before_utc:%Y-%m-%d} to {cert.not_valid_after_utc:%Y-%m-%d}): expired or not yet valid"
-            )
-    config = SignatureConfiguration(
-        location=f"./{{{EDXML_NS}}}edXMLEnvelope/{{{EDXML_NS}}}edXMLHeader/",
-        expect_references=1,
-        signature_methods=methods,
-        digest_algorithms=digests,
-        verification_time=at,
-    )
-    try:
-        result = XMLVerifier().verify(data, ca_pem_file=str(trust), expect_config=config, parser=_signxml_parser())
-    except InvalidDigest as exc:
-        raise SignatureInvalid(f"the package changed after signing: {exc}") from None
-    except InvalidCertificate as exc:
-        raise CertificateRejected(f"certificate rejected: {exc}") from None
-    except InvalidSignature as exc:
-        text = str(exc)
-        if "SHA1" in text.upper() or "not in the list of expected" in text or ("expected" in text and "sha1" in method):
-            raise SignatureProfileError(f"{text}; SHA-1 verifies only with legacy_sha1=True") from None
-        raise SignatureInvalid(f"signature does not verify: {text}") from None
-    except InvalidInput as exc:
-        raise SignatureProfileError(f"signature not in the edXML profile: {exc}") from None
-    except (ValueError, FileNotFoundError) as exc:
-        raise CertificateRejected(f"cannot check the certificate: {exc}") from None
-    if isinstance(result, list) or result.signed_xml is None:  # expect_references=1 gives one result
-        raise SignatureProfileError("the signed content is not XML")
-    signed_tree = result.signed_xml.getroottree()
-    built = build_package(signed_tree, [])
+    verdict = _validate_chain(certs, _store(trust, crls), when)
+    _check_key_matches(verdict.leaf, method)
+    _backend(backend).check(signature, verdict.leaf, legacy_sha1=legacy_sha1)
+    built = build_package(tree, [], limits=limits)
     if built.package is None:
         raise SignatureProfileError("the signed content is not a readable edXML package")
     package = built.package
-    cert = certs[0]
-    _check_crls(certs, crls or [])
     agency = str(package.sender.organ_id)
-    binding = _bind(cert, agency, directory)
-    warnings = []
-    if "sha1" in method.lower():
-        warnings.append("weak: signed with SHA-1, accepted only because legacy verification was asked for")
+    # Never cached: it depends on the package's From and on the directory, both per message.
+    binding = bind_certificate(verdict.leaf, agency, directory)
+    weak = [name for name, uri in (("signature method", method), ("digest", digest)) if _is_sha1(uri)]
+    warnings = [f"weak: the {', '.join(weak)} uses SHA-1, accepted only because legacy verification was asked for"] if weak else []
     return Verified(
         package=package,
         agency=agency,
-        signer=cert.subject.rfc4514_string(),
-        certificate=cert,
-        chain=[c.subject.rfc4514_string() for c in certs],
+        signer=verdict.leaf.subject.rfc4514_string(),
+        certificate=verdict.leaf,
+        chain=verdict.subjects,
         signature_algorithm=method,
         digest_algorithm=digest,
         binding=binding,
+        verdict=verdict,
         signing_time=_stated_time(package),
         warnings=warnings,
     )
 
 
+def _check_hardened(tree: etree._ElementTree) -> None:
+    docinfo = tree.docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise UnsafeXml("a DOCTYPE is not allowed in edXML: parse with vbdt.edxml.xmlparse.parse_xml")
+    if next(tree.getroot().iter(etree.Entity), None) is not None:
+        raise UnsafeXml("an entity reference in the tree: parse with vbdt.edxml.xmlparse.parse_xml")
+
+
+def _is_sha1(uri: str) -> bool:
+    return "sha1" in uri.lower()
+
+
+def _store(trust: str | Path | TrustStore, crls: list[x509.CertificateRevocationList] | None) -> TrustStore:
+    if not isinstance(trust, TrustStore):
+        return TrustStore.from_pem(trust, crls or []) if crls else _anchors_file(Path(trust))
+    return TrustStore(trust.anchors, [*trust.crls, *crls]) if crls else trust
+
+
+_FILES: OrderedDict[tuple[str, int, int], TrustStore] = OrderedDict()
+_FILES_LOCK = threading.Lock()
+
+
+def _anchors_file(path: Path) -> TrustStore:
+    """One store per anchors file as it is now (path, size, modification time), so callers that
+    pass a path still get the store's chain cache; a changed file is a new store."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return TrustStore.from_pem(path)  # says why it cannot be read
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _FILES_LOCK:
+        store = _FILES.get(key)
+        if store is not None:
+            _FILES.move_to_end(key)
+            return store
+    store = TrustStore.from_pem(path)
+    with _FILES_LOCK:
+        _FILES[key] = store
+        while len(_FILES) > 16:
+            _FILES.popitem(last=False)
+    return store
+
+
+def _validate_chain(certs: list[x509.Certificate], store: TrustStore, when: dt.datetime) -> ChainVerdict:
+    """The signer among the KeyInfo certificates, validated; refuse any certificate off its chain.
+
+    KeyInfo is outside the signature and unordered: whichever certificate came first proves
+    nothing. What is bound to the sender must be the certificate the chain was validated for.
+    """
+    leaf = signer_among(certs)
+    verdict = store.validate(leaf, [c for c in certs if c != leaf], at=when)
+    strangers = [c for c in certs if c not in verdict.chain]
+    if strangers:
+        names = "; ".join(c.subject.rfc4514_string() for c in strangers)
+        raise CertificateRejected(f"KeyInfo carries certificates that are not on the signer's chain: {names}")
+    return verdict
+
+
+def _check_key_matches(leaf: x509.Certificate, method: str) -> None:
+    key = leaf.public_key()
+    wanted = ec.EllipticCurvePublicKey if "ecdsa" in method else rsa.RSAPublicKey
+    if not isinstance(key, wanted):
+        raise SignatureProfileError(f"the signature method {method} does not fit the signer's {type(key).__name__} key")
+
+
 def _stated_time(package: Package) -> dt.datetime | None:
-    from vbdt.model import Document
+    from vbdt.edxml.model import Document
 
     if isinstance(package, Document):
         own = [t.timestamp for t in package.trace if str(t.organ_id) == str(package.sender.organ_id)]
@@ -228,7 +299,8 @@ def _stated_time(package: Package) -> dt.datetime | None:
     return package.timestamp
 
 
-def _check_profile(root: etree._Element, *, legacy_sha1: bool) -> None:
+def _check_profile(root: etree._Element, *, legacy_sha1: bool) -> etree._Element:
+    """The one signature, where and what the profile says; raise SignatureProfileError otherwise."""
     signatures = root.findall(".//ds:Signature", _NS)
     if not signatures:
         if root.xpath("//*[local-name()='Signature']"):
@@ -248,51 +320,61 @@ def _check_profile(root: etree._Element, *, legacy_sha1: bool) -> None:
     header = root.find("e:edXMLEnvelope/e:edXMLHeader", _NS)
     if signature.getparent() is not header or header[-1] is not signature:
         raise SignatureProfileError("ds:Signature must be the last child of edXMLHeader")
-    method = signature.find("ds:SignedInfo/ds:SignatureMethod", _NS)
-    algorithm = "" if method is None else method.get("Algorithm", "")
-    if "sha1" in algorithm.lower() and not legacy_sha1:
-        raise SignatureProfileError(f"{algorithm} uses SHA-1; it verifies only with legacy_sha1=True")
+    _check_algorithms(signature, legacy_sha1=legacy_sha1)
     references = signature.findall("ds:SignedInfo/ds:Reference", _NS)
     if len(references) != 1 or references[0].get("URI") != "":
         raise SignatureProfileError('exactly one Reference with URI="" is allowed (no ID-based references)')
     transforms = [t.get("Algorithm") for t in references[0].findall("ds:Transforms/ds:Transform", _NS)]
-    if not transforms or transforms[0] != _ENVELOPED or not set(transforms[1:]) <= _C14N_ALLOWED or len(transforms) > 2:
+    if not transforms or transforms[0] != ENVELOPED or not set(transforms[1:]) <= C14N or len(transforms) > 2:
         raise SignatureProfileError(f"transforms must be enveloped-signature then C14N, found {transforms}")
     if signature.find("ds:Object", _NS) is not None:
         raise SignatureProfileError("ds:Object inside the signature is not allowed")
+    return signature
 
 
-def _x509_chain(signature: etree._Element) -> list[x509.Certificate]:
-    certs = []
-    for element in signature.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", _NS):
-        der = "".join((element.text or "").split())
-        pem = "-----BEGIN CERTIFICATE-----\n" + der + "\n-----END CERTIFICATE-----\n"
-        certs.append(x509.load_pem_x509_certificate(pem.encode()))
-    if not certs:
+def _algorithm(signature: etree._Element, path: str) -> str:
+    element = signature.find(path, _NS)
+    return "" if element is None else element.get("Algorithm", "")
+
+
+def _check_algorithms(signature: etree._Element, *, legacy_sha1: bool) -> None:
+    """Only the profile's algorithms, each named once; SHA-1 anywhere only under legacy_sha1."""
+    methods = SIGNATURE_METHODS | (LEGACY_SIGNATURE_METHODS if legacy_sha1 else frozenset())
+    digests = set(DIGESTS) | (set(LEGACY_DIGESTS) if legacy_sha1 else set())
+    for path, allowed in (
+        ("ds:SignedInfo/ds:CanonicalizationMethod", C14N),
+        ("ds:SignedInfo/ds:SignatureMethod", methods),
+        ("ds:SignedInfo/ds:Reference/ds:DigestMethod", digests),
+    ):
+        found = signature.findall(path, _NS)
+        algorithm = found[0].get("Algorithm", "") if len(found) == 1 else ""
+        if algorithm in allowed:
+            continue
+        if _is_sha1(algorithm):
+            raise SignatureProfileError(f"{algorithm} uses SHA-1; it verifies only with legacy_sha1=True")
+        name = path.rsplit(":", 1)[-1]
+        raise SignatureProfileError(f"{name} must be one of the profile's algorithms, found {algorithm or len(found)}")
+
+
+def _keyinfo_certificates(signature: etree._Element, limits: Limits) -> list[x509.Certificate]:
+    """The KeyInfo certificates, decoded strictly; malformed ones are a CertificateRejected."""
+    elements = signature.findall("ds:KeyInfo/ds:X509Data/ds:X509Certificate", _NS)
+    if not elements:
         raise CertificateRejected("no X509Certificate in KeyInfo")
+    if len(elements) > limits.max_keyinfo_certificates:
+        raise CertificateRejected(
+            f"{len(elements)} certificates in KeyInfo, over the limit of {limits.max_keyinfo_certificates} "
+            "(Limits.max_keyinfo_certificates)"
+        )
+    certs = []
+    for index, element in enumerate(elements):
+        try:
+            der = base64.b64decode("".join((element.text or "").split()), validate=True)
+            cert = x509.load_der_x509_certificate(der)
+            cert.subject.rfc4514_string()  # parsed lazily: fail here, not deep in the chain builder
+            cert.issuer.rfc4514_string()
+            cert.public_key()
+        except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm) as exc:
+            raise CertificateRejected(f"KeyInfo certificate {index + 1} cannot be read: {exc}") from None
+        certs.append(cert)
     return certs
-
-
-def _check_crls(certs: list[x509.Certificate], crls: list[x509.CertificateRevocationList]) -> None:
-    for cert in certs:
-        reason = revocation(cert, crls)
-        if reason:
-            raise CertificateRejected(reason)
-
-
-def _bind(cert: x509.Certificate, agency: str, directory: object | None) -> str:
-    from vbdt.directory import Directory
-
-    pins: list[str] = []
-    if isinstance(directory, Directory) and agency in directory:
-        pins = [p.lower().replace(":", "") for p in directory.get(agency).cert_fingerprints]
-    if pins:
-        if fingerprint(cert) in pins:
-            return "pinned"
-        raise SignerMismatch(f"certificate {cert.subject.rfc4514_string()} is not one pinned for {agency}")
-    uid = certificate_organ_id(cert)
-    if uid == agency:
-        return "uid"
-    raise SignerMismatch(
-        f"certificate {cert.subject.rfc4514_string()} belongs to {uid or 'no agency'}, but the package is from {agency}"
-    )

@@ -1,0 +1,498 @@
+"""``vbdt send``, ``vbdt listen`` and ``vbdt status``: one agency on the exchange.
+
+``listen`` stores each received package in ``--out`` before its claim on it stands
+(:func:`store_received`). A failed write leaves the item unclaimed in the ledger, so the next ``listen`` hands it
+over again; nothing received is lost to a full disk or a hostile DocumentId.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sqlite3
+import sys
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import unquote, urlsplit
+
+import click
+
+from vbdt.cli.config import LOG_FORMATS, KeyFiles, current_config, pick, pick_path
+from vbdt.cli.exits import EXIT_INVALID
+from vbdt.cli.files import inbox_name, input_path, output_dir, output_file, read_document, write_output
+from vbdt.cli.logs import LoggedTransport, event, service_logging
+from vbdt.cli.options import agency_options, check_amqp_url, check_organ_id, limits, load_directory
+from vbdt.edxml.model import Document, StatusMessage
+from vbdt.errors import AccessRefused, LedgerError, MessageRejected, TransportError, UsageError
+from vbdt.exchange.routing import organ_id_for_user
+
+if TYPE_CHECKING:
+    from vbdt.exchange.client import AgencyClient, InboxItem
+    from vbdt.exchange.ledger import Ledger
+    from vbdt.exchange.transport import ReconnectPolicy, Transport
+    from vbdt.trust.keys import SigningKey
+
+__all__ = [
+    "COMMANDS",
+    "AgencySettings",
+    "agency_settings",
+    "broker_identity",
+    "ledger_file",
+    "listen_command",
+    "send_command",
+    "signing_keys",
+    "status_command",
+    "store_received",
+]
+
+log = logging.getLogger("vbdt.cli")
+
+
+def ledger_file(ledger_path: str | None, organ_id: str, *, existing: bool = False) -> Path:
+    """The agency's ledger: ``--ledger`` or ``.vbdt/<OrganId>.db``, never someone else's SQLite file."""
+    if ledger_path is None:
+        path = Path(".vbdt") / f"{check_organ_id(organ_id)}.db"  # .vbdt is created on purpose
+    elif Path(ledger_path).is_dir():
+        raise UsageError(f"{ledger_path}: is a folder; give the ledger file")
+    else:
+        path = output_file(ledger_path)
+    if not path.exists():
+        if existing:
+            raise UsageError(f"{path}: no ledger here (send something first, or give --ledger)")
+        return path
+    if not path.is_file():
+        raise UsageError(f"{path}: not a regular file; give a ledger file")
+    _check_is_ledger(path)
+    return path
+
+
+def _check_is_ledger(path: Path) -> None:
+    """Refuse an SQLite file with other tables: opening it as a ledger would add vbdt's to it."""
+    try:
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise LedgerError(f"{path}: not a vbdt ledger ({exc})") from None
+    if tables and not {"documents", "incoming"} <= tables:
+        raise LedgerError(f"{path}: not a vbdt ledger (an SQLite file with other tables); give the agency's ledger")
+
+
+@dataclass(frozen=True)
+class AgencySettings:
+    """One agency's settings for a command: the command line over ``vbdt.toml`` (:mod:`vbdt.cli.config`)."""
+
+    organ_id: str
+    url: str
+    keys: KeyFiles
+    trust: str | None
+    directory_path: str | None
+    ledger_path: str | None
+
+
+def agency_settings(organ_id: str | None, keys_dir: str | None, trust_path: str | None, amqp_url: str | None,
+                    credentials: str | None, directory_path: str | None, ledger_path: str | None) -> AgencySettings:
+    """Merge the options of a command with the configuration file (options win) and check what is needed.
+
+    The broker URL: ``--credentials``, then ``--amqp``/``VBDT_AMQP_URL``, then the file's ``credentials``,
+    then its ``amqp``, then the local default (``guest``)."""
+    from vbdt.exchange.amqp import DEFAULT_URL
+
+    config = current_config()
+    organ_id = pick(organ_id, config.organ_id)
+    if not organ_id:
+        raise UsageError("--as ORGANID is required (or `as` in vbdt.toml)")
+    if keys_dir is not None:
+        keys = KeyFiles(dir=Path(keys_dir))
+    elif config.keys != KeyFiles():
+        keys = config.keys
+    else:
+        raise UsageError("--keys DIR is required (or keys in vbdt.toml)")
+    if credentials is not None:
+        url = _url_from_credentials(organ_id, credentials)
+    elif amqp_url is not None:
+        url = amqp_url
+    elif config.credentials is not None:
+        url = _url_from_credentials(organ_id, str(config.credentials))
+    else:
+        url = config.amqp or DEFAULT_URL
+    return AgencySettings(organ_id, url, keys, pick_path(trust_path, config.trust),
+                          pick_path(directory_path, config.directory), pick_path(ledger_path, config.ledger))
+
+
+def _url_from_credentials(organ_id: str, credentials: str) -> str:
+    path = input_path(credentials, what="credentials file")
+    try:
+        url = json.loads(path.read_bytes())[organ_id]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{credentials}: no AMQP URL for {organ_id} ({type(exc).__name__})") from None
+    if not isinstance(url, str):
+        raise UsageError(f"{credentials}: the entry for {organ_id} is not a URL")
+    return check_amqp_url(url, f"{credentials}: the URL of {organ_id}")
+
+
+def signing_keys(settings: AgencySettings) -> tuple[SigningKey, SigningKey | None, SigningKey | None, Path]:
+    """The agency key, the person's key, the seal (the agency key when a person signs) and the trust anchors."""
+    from vbdt.trust.keys import SigningKey
+
+    organ_id, files = settings.organ_id, settings.keys
+    folder = files.dir
+    if folder is not None and not folder.is_dir():
+        raise UsageError(f"--keys {folder}: not a folder; give the folder `vbdt pki init` wrote")
+
+    def pair(key: Path | None, cert: Path | None, stem: str, required: bool) -> SigningKey | None:
+        if key is None and folder is not None and (required or (folder / f"{stem}.key.pem").exists()):
+            key, cert = folder / f"{stem}.key.pem", folder / f"{stem}.cert.pem"
+        if key is None or cert is None:
+            if required:
+                raise UsageError(f"no key for {organ_id}: give --keys DIR, or keys.dir or keys.key/keys.cert in vbdt.toml")
+            return None
+        return SigningKey.from_pem(input_path(key, what="key file"), input_path(cert, what="certificate file"))
+
+    key = pair(files.key, files.cert, organ_id, True)
+    assert key is not None
+    person = pair(files.person_key, files.person_cert, "signer", False)
+    seal = pair(files.seal_key, files.seal_cert, "seal", False) if files.seal_key else (key if person else None)
+    if settings.trust is not None:
+        trust = Path(settings.trust)
+    elif folder is not None:
+        trust = folder / "ca.pem"
+    else:
+        raise UsageError("no trust anchors: give --trust FILE, or trust or keys.dir in vbdt.toml")
+    return key, person, seal, input_path(trust, what="trust anchors file")
+
+
+def broker_identity(url: str) -> tuple[str, str]:
+    """The broker user and vhost of an AMQP URL (``guest`` and ``/`` when absent), as RabbitMQ reads them."""
+    parts = urlsplit(url)
+    return unquote(parts.username) if parts.username else "guest", unquote(parts.path[1:]) or "/"
+
+
+def _redacted_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}").geturl()
+
+
+async def _open_agency(settings: AgencySettings, *, own_user: bool = False, reconnect: ReconnectPolicy | None = None,
+                       logged: bool = False, **options: Any) -> AgencyClient:
+    """Check everything local, connect (declaring nothing as an agency user), open the client.
+
+    ``own_user``: refuse, before anything is published, a broker user that is not this agency's
+    (``<vhost>/<OrganId>``): the receivers would refuse what it publishes."""
+    from vbdt.exchange.amqp import AmqpTransport
+    from vbdt.exchange.client import AgencyClient
+    from vbdt.exchange.ledger import SqliteLedger
+    from vbdt.exchange.transport import DEFAULT_RECONNECT
+
+    organ_id = settings.organ_id
+    directory = load_directory(settings.directory_path)
+    directory.get(organ_id)  # UnknownAgency with a clear message
+    key, person, seal, trust = signing_keys(settings)
+    ledger_path = ledger_file(settings.ledger_path, organ_id)
+    user, vhost = broker_identity(settings.url)
+    agency_user = organ_id_for_user(user, vhost)
+    # An agency's user may configure nothing (the topology is the operator's): only another user declares.
+    transport: Transport = await AmqpTransport.connect(settings.url, declare=agency_user is None,
+                                                       reconnect=reconnect or DEFAULT_RECONNECT)
+    try:
+        if own_user and agency_user != organ_id:
+            raise AccessRefused(f"broker user {user!r} is not the user of {organ_id} on vhost {vhost!r} ({vhost}/{organ_id}): "
+                                "receivers refuse what it publishes; use the agency's own URL from `vbdt broker provision`")
+        if agency_user is not None and agency_user != organ_id:
+            raise AccessRefused(f"broker user {user!r} belongs to {agency_user}, not to {organ_id}")
+        if agency_user is None and not own_user:
+            log.warning("connected as broker user %r, which is no agency: the receipts it publishes are refused by agencies "
+                        "that check publishers; use the agency's own URL from `vbdt broker provision`", user)
+        if logged:
+            transport = LoggedTransport(transport)
+        ledger = SqliteLedger(ledger_path)
+    except BaseException:
+        await transport.close()
+        raise
+    try:
+        agency = AgencyClient(organ_id, transport=transport, ledger=ledger, key=key, trust=trust, directory=directory,
+                              person=person, seal=seal, **options)
+    except BaseException:
+        await transport.close()
+        ledger.close()
+        raise
+    try:
+        await agency.open()
+    except BaseException:
+        await agency.close()
+        raise
+    return agency
+
+
+@click.command("send")
+@click.argument("file")
+@click.option("--to", "to", multiple=True, metavar="SELECTOR", help="Recipients: OrganIds or selectors (default: the file's To).")
+@agency_options
+def send_command(file: str, to: Sequence[str], organ_id: str | None, keys_dir: str | None, trust_path: str | None,
+                 amqp_url: str | None, credentials: str | None, directory_path: str | None, ledger_path: str | None,
+                 as_json: bool) -> None:
+    """Sign and send an edXML FILE to its recipients (or --to selectors); print what the broker confirmed.
+
+    The broker user must be the sender's own (``<vhost>/<OrganId>``, from `vbdt broker provision`):
+    another user (the operator's) is refused before anything is published."""
+    from vbdt.edxml.validation import read
+
+    document = read(read_document(file, limit=limits().max_bytes), limits=limits())
+    if not isinstance(document, Document):
+        raise UsageError(f"{file} is a status message; send documents")
+    sender = organ_id or current_config().organ_id or str(document.sender.organ_id)
+    settings = agency_settings(sender, keys_dir, trust_path, amqp_url, credentials, directory_path, ledger_path)
+
+    async def run() -> Any:
+        agency = await _open_agency(settings, own_user=True)
+        try:
+            return await agency.send(document, to=list(to) or None)
+        finally:
+            await agency.close()
+
+    result = asyncio.run(run())
+    if as_json:
+        click.echo(json.dumps({"document_id": result.document_id, "recipients": result.recipients,
+                               "unroutable": result.unroutable, "pending": result.pending}, ensure_ascii=False, indent=2))
+    else:
+        ok = len(result.recipients) - len(result.unroutable) - len(result.pending)
+        click.echo(f"{result.document_id}: confirmed by the broker for {ok} of {len(result.recipients)} recipients")
+        for recipient, reason in {**result.unroutable, **result.pending}.items():
+            click.echo(f"  {recipient}: {reason}")
+    if result.unroutable or result.pending:
+        sys.exit(EXIT_INVALID)
+
+
+@click.command("listen")
+@click.option("--out", "out_dir", default=None, metavar="DIR",
+              help="Folder to store received documents in (default: out in vbdt.toml, else ./inbox).")
+@click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many documents.")
+@click.option("--idle", type=click.FloatRange(min=0), default=None, help="Stop after this many seconds without a message.")
+@click.option("--no-publisher-check", is_flag=True, help="For brokers without per-agency users (everyone publishes as one user).")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None,
+              help="Log lines on stderr: text (default, or log_format in vbdt.toml) or json (one object a line).")
+@click.option("--give-up-after", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Exit 69 once the broker has been unavailable this long (default: retry forever).")
+@click.option("--max-backoff", type=click.FloatRange(min=0.1), default=30.0, show_default=True, metavar="SECONDS",
+              help="Longest wait between two attempts to reach the broker.")
+@agency_options
+def listen_command(out_dir: str | None, count: int | None, idle: float | None, no_publisher_check: bool, log_format: str | None,
+                   give_up_after: float | None, max_backoff: float, organ_id: str | None, keys_dir: str | None,
+                   trust_path: str | None, amqp_url: str | None, credentials: str | None, directory_path: str | None,
+                   ledger_path: str | None, as_json: bool) -> None:
+    """Receive as --as ORGANID: verify, store to --out, acknowledge (signed 01); receipts update the ledger.
+
+    Runs as a service: retries forever (capped backoff) while the broker is away, and on SIGTERM
+    or Ctrl-C finishes the document in hand and exits 0. Logs go to stderr (--log-format)."""
+    config = current_config()
+    settings = agency_settings(organ_id, keys_dir, trust_path, amqp_url, credentials, directory_path, ledger_path)
+    folder = output_dir(pick_path(out_dir, config.out) or "inbox")
+    from vbdt.exchange.transport import ReconnectPolicy
+
+    policy = ReconnectPolicy(attempts=None, initial=0.5, cap=max_backoff)
+    listener = _Listener(settings, folder, count=count, idle=idle, check_publisher=not no_publisher_check,
+                         give_up_after=give_up_after, policy=policy, as_json=as_json)
+    with service_logging(log_format or config.log_format or "text"):
+        asyncio.run(listener.run())
+
+
+class _Listener:
+    """``vbdt listen``: connect (again) while the broker is away, store what arrives, stop cleanly on a signal."""
+
+    def __init__(self, settings: AgencySettings, folder: Path, *, count: int | None, idle: float | None, check_publisher: bool,
+                 give_up_after: float | None, policy: ReconnectPolicy, as_json: bool) -> None:
+        self.settings = settings
+        self.folder = folder
+        self.count = count
+        self.idle = idle
+        self.check_publisher = check_publisher
+        self.give_up_after = give_up_after
+        self.policy = policy
+        self.as_json = as_json
+        self.seen = 0
+        self.stop = asyncio.Event()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        for number in signals:
+            loop.add_signal_handler(number, self._on_signal, number.name)
+        try:
+            await self._serve()
+        finally:
+            for number in signals:
+                loop.remove_signal_handler(number)
+        event(logging.INFO, "stopped", "%s: stopped after %d documents", self.settings.organ_id, self.seen,
+              organ_id=self.settings.organ_id, documents=self.seen)
+
+    def _on_signal(self, name: str) -> None:
+        if not self.stop.is_set():
+            event(logging.INFO, "stopping", "%s received: finishing the document in hand, then stopping", name, signal=name)
+        self.stop.set()
+
+    async def _serve(self) -> None:
+        failures, down_since = 0, None
+        loop = asyncio.get_running_loop()
+        while not self.stop.is_set():
+            try:
+                agency = await _open_agency(self.settings, reconnect=self.policy, logged=True,
+                                            check_publisher=self.check_publisher, reconnect_attempts=_INBOX_ATTEMPTS,
+                                            on_receipt=_log_receipt, on_refused=_log_refusal)
+            except AccessRefused:
+                raise  # a wrong password, a disabled user: waiting cannot help (exit 77)
+            except TransportError as exc:
+                failures += 1
+                down_since = down_since if down_since is not None else loop.time()
+                if self.give_up_after is not None and loop.time() - down_since >= self.give_up_after:
+                    raise
+                delay = self.policy.delay(failures)
+                event(logging.WARNING, "broker_unavailable", "broker unavailable (%s); attempt %d, next in %.1f s",
+                      exc, failures, delay, attempt=failures, retry_in=round(delay, 3))
+                await self._pause(delay)
+                continue
+            failures, down_since = 0, None
+            try:
+                await self._started(agency)
+                if await self._consume(agency):
+                    return
+            except AccessRefused:
+                raise
+            except TransportError as exc:  # the inbox gave up on this connection: open a new one
+                event(logging.WARNING, "inbox_lost", "inbox interrupted (%s); connecting again", exc)
+                await self._pause(self.policy.delay(1))
+            finally:
+                await agency.close()
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+
+    async def _started(self, agency: AgencyClient) -> None:
+        organ_id, url = self.settings.organ_id, self.settings.url
+        user, vhost = broker_identity(url)
+        try:
+            status = await agency.transport.inbox_status(organ_id)
+            waiting: int | None = status.ready
+            others: int | None = status.consumers
+        except TransportError:
+            waiting = others = None
+        name = agency.me.organ_name or organ_id
+        event(logging.INFO, "started", "listening as %s (%s) on %s as broker user %s: %s messages wait%s", organ_id, name,
+              _redacted_url(url), user, "?" if waiting is None else waiting,
+              f", {others} other consumer(s) attached (this one waits its turn)" if others else "",
+              organ_id=organ_id, name=name, broker=_redacted_url(url), user=user, vhost=vhost, waiting=waiting,
+              consumers=others)
+
+    async def _consume(self, agency: AgencyClient) -> bool:
+        """Store what arrives until done (``True``: --count, --idle or a signal) or a TransportError."""
+        inbox = cast(AsyncGenerator["InboxItem", None], agency.inbox())
+        try:
+            while self.count is None or self.seen < self.count:
+                following = asyncio.ensure_future(anext(inbox))
+                stopping = asyncio.ensure_future(self.stop.wait())
+                try:
+                    done, _ = await asyncio.wait({following, stopping}, timeout=self.idle, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    stopping.cancel()
+                if following not in done:  # a signal, or --idle: nothing is in hand
+                    following.cancel()
+                    await asyncio.gather(following, return_exceptions=True)
+                    return True
+                try:
+                    item = following.result()
+                except StopAsyncIteration:
+                    return True
+                # In hand: stored and claimed before a signal is looked at again.
+                self.seen += 1
+                path = store_received(agency.ledger, item.sender, item.document_id, item.stored_as, self.folder)
+                event(logging.INFO, "received", "received %s %s from %s -> %s", item.kind, item.document_id, item.sender, path,
+                      kind=item.kind, document_id=item.document_id, sender=item.sender, file=str(path))
+                line = {"kind": item.kind, "document_id": item.document_id, "from": item.sender, "file": str(path)}
+                click.echo(json.dumps(line, ensure_ascii=False) if self.as_json
+                           else f"{item.kind} {item.document_id} from {item.sender} -> {path}")
+                if self.stop.is_set():
+                    return True
+            return True
+        finally:
+            await inbox.aclose()
+
+
+_INBOX_ATTEMPTS = 10  # the inbox's own retries on a connection; then the listener connects afresh
+
+
+def _log_receipt(status: StatusMessage) -> None:
+    code = status.status_code
+    event(logging.INFO, "receipt", "receipt %s (%s) for %s from %s applied", code.value, code.label,
+          status.response_for.document_id, status.sender.organ_id, code=code.value, label=code.label,
+          document_id=status.response_for.document_id, sender=str(status.sender.organ_id), note=status.description)
+
+
+def _log_refusal(rejection: MessageRejected, publisher: str | None) -> None:
+    event(logging.WARNING, "refused", "refused %s from %s (publisher %s) at %s: %s", rejection.document_id or "a message",
+          rejection.sender or "?", publisher or "?", rejection.stage, rejection.reason, stage=rejection.stage,
+          reason=rejection.reason, document_id=rejection.document_id, sender=rejection.sender, publisher=publisher)
+
+
+def store_received(ledger: Ledger, sender: str, document_id: str, key: str, folder: Path) -> Path:
+    """Write a received package (as the ledger keeps it) to ``folder``, then claim it.
+
+    The client hands an item over already claimed; the claim is given back while the file is
+    written, so a crash or an OSError in between leaves the package to be handed over again by
+    the next ``listen``. The name never collides and never exceeds NAME_MAX (:func:`inbox_name`).
+    """
+    ledger.mark_incoming(sender, document_id, key, handed=False)
+    stored = ledger.incoming(sender, document_id, key)
+    if stored is None:
+        raise LedgerError(f"{document_id} from {sender} was handed over but is not in the ledger")
+    path = folder / inbox_name(sender, document_id, key)
+    write_output(path, stored.body)
+    ledger.claim_handover(sender, document_id, key)
+    ledger.acknowledge(sender, document_id, key)  # written: never handed again
+    return path
+
+
+@click.command("status")
+@click.argument("document_id", required=False)
+@click.option("--as", "organ_id", metavar="ORGANID", help="The sending agency whose ledger to read (or `as` in vbdt.toml).")
+@click.option("--ledger", "ledger_path", metavar="FILE", help="Ledger file (default: ledger in vbdt.toml, else .vbdt/<OrganId>.db).")
+@click.option("--json", "as_json", is_flag=True)
+def status_command(document_id: str | None, organ_id: str | None, ledger_path: str | None, as_json: bool) -> None:
+    """Per-recipient states of DOCUMENT_ID (all documents when omitted), overdue ones marked."""
+    from vbdt.exchange.ledger import SqliteLedger
+
+    config = current_config()
+    organ_id = pick(organ_id, config.organ_id)
+    if not organ_id:
+        raise UsageError("--as ORGANID is required (or `as` in vbdt.toml)")
+    ledger_path = pick_path(ledger_path, config.ledger)
+    check_organ_id(organ_id)
+    ledger = SqliteLedger(ledger_file(ledger_path, organ_id, existing=True))
+    try:
+        documents = [d for d in ledger.documents() if document_id in (None, d.document_id)]
+        if document_id and not documents:
+            raise UsageError(f"{document_id} is not in the ledger of {organ_id}")
+        overdue = {(o.document_id, o.recipient): o.why for o in ledger.overdue()}
+        report: list[dict[str, Any]] = [{"document_id": d.document_id, "subject": d.subject, "due_date": d.due_date.isoformat() if d.due_date else None,
+                   "recipients": [{"organ_id": x.recipient, "state": x.state.value, "label": x.state.label, "reason": x.reason,
+                                   "updated_at": x.updated_at.isoformat(), "overdue": overdue.get((d.document_id, x.recipient))}
+                                  for x in ledger.deliveries(d.document_id)]} for d in documents]
+    finally:
+        ledger.close()
+    if as_json:
+        click.echo(json.dumps(report if document_id is None else report[0], ensure_ascii=False, indent=2))
+        return
+    for entry in report:
+        click.echo(f"{entry['document_id']}  {entry['subject']}")
+        for r in entry["recipients"]:
+            mark = f"  QUÁ HẠN: {r['overdue']}" if r["overdue"] else ""
+            why = f" — {r['reason']}" if r["reason"] else ""
+            click.echo(f"  {r['organ_id']:<15} {r['state']:<16} {r['label']}{why}{mark}")
+
+
+COMMANDS: list[click.Command] = [send_command, listen_command, status_command]

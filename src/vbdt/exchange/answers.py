@@ -1,0 +1,245 @@
+"""Status messages this agency signs and sends, and the received items the application answers.
+
+:class:`Reporter` signs a status message (01-06, 02 with its reason, 13, 15, 16) and hands it to
+the outbox; :class:`InboxItem` is what the application gets from the inbox, with one method per
+answer the standard allows, the :class:`Verdict` computed at receipt, and :meth:`InboxItem.ack`.
+
+Hand-over is at least once: an item stays the application's to take until it is acknowledged
+(``await item.ack()`` after the application's own commit, or ``async with item:``). An item handed
+over and never acknowledged is handed again after a restart, with :attr:`InboxItem.redelivered`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field
+from types import TracebackType
+
+from vbdt.edxml.codes import BusinessDocType, StatusCode
+from vbdt.edxml.model import VIETNAM_TZ, Document, Organization, ResponseFor, StaffInfo, StatusMessage
+from vbdt.errors import UsageError
+from vbdt.exchange.ledger import HistoryEvent, Incoming, Ledger, OutboxEntry
+from vbdt.exchange.outbox import Outbox, message_id
+from vbdt.trust.keys import SigningKey
+from vbdt.trust.packaging import Unpacked
+from vbdt.trust.xmldsig import sign
+
+
+@dataclass(frozen=True)
+class PdfVerdict:
+    """What the PDF verifier said about one PDF attachment at receipt."""
+
+    original_valid: bool
+    reasons: list[str]
+    signatures: list[dict[str, str | None]]
+    """Per signature: ``role`` (person, agency, timestamp), ``signer``, ``organ_id``, ``signing_time`` (ISO 8601)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The verification verdict computed when a package was received, stored with it: a restart
+    (or a certificate that has since expired) does not mean verifying again."""
+
+    agency: str
+    """The OrganId the envelope's certificate is bound to (= From)."""
+    signer: str
+    """The certificate subject (RFC 4514)."""
+    chain: list[str]
+    """Subjects from the signer to the trust anchor."""
+    binding: str
+    """``uid`` or ``pinned``."""
+    signing_time: dt.datetime | None
+    warnings: list[str]
+    pdfs: dict[str, PdfVerdict] = field(default_factory=dict)
+    """Attachment name → verdict (empty when PDFs were not checked)."""
+
+    @classmethod
+    def of(cls, unpacked: Unpacked) -> Verdict:
+        """The verdict of a package that unpacked."""
+        v = unpacked.verified
+        pdfs = {
+            name: PdfVerdict(p.original_valid, list(p.reasons), [
+                {"role": s.role, "signer": s.signer, "organ_id": s.organ_id,
+                 "signing_time": s.signing_time.isoformat() if s.signing_time else None} for s in p.signatures])
+            for name, p in unpacked.pdfs.items()
+        }
+        return cls(v.agency, v.signer, list(v.chain), v.binding, v.signing_time, list(v.warnings), pdfs)
+
+    def to_json(self) -> str:
+        """Stable JSON, as the ledger stores it."""
+        data = asdict(self)
+        data["signing_time"] = self.signing_time.isoformat() if self.signing_time else None
+        return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Verdict:
+        """Read what :meth:`to_json` wrote."""
+        data = json.loads(text)
+        pdfs = {name: PdfVerdict(**p) for name, p in data.pop("pdfs").items()}
+        at = data.pop("signing_time")
+        return cls(**data, signing_time=dt.datetime.fromisoformat(at) if at else None, pdfs=pdfs)
+
+__all__ = ["KIND_OF", "InboxItem", "PdfVerdict", "Reporter", "Verdict"]
+
+KIND_OF = {
+    BusinessDocType.NEW: "document",
+    BusinessDocType.REVOKE: "revoke",
+    BusinessDocType.UPDATE: "update",
+    BusinessDocType.REPLACE: "replace",
+}
+"""BussinessDocType → the kind of an :class:`InboxItem`."""
+
+
+class Reporter:
+    """Signs status messages as this agency and sends them through the outbox."""
+
+    def __init__(self, me: Organization, key: SigningKey, outbox: Outbox, ledger: Ledger, staff: StaffInfo | None = None) -> None:
+        self.me = me
+        self.key = key
+        self.outbox = outbox
+        self.ledger = ledger
+        self.staff = staff
+
+    async def report(self, to: str, about: ResponseFor, code: StatusCode, description: str | None = None, *,
+                     staff: StaffInfo | None = None) -> None:
+        """Sign a status ``code`` about a document and send it to ``to`` (in the outbox first).
+        ``staff`` names who answers (default: the client's)."""
+        now = dt.datetime.now(VIETNAM_TZ).replace(microsecond=0)
+        status = StatusMessage(sender=self.me, response_for=about, status_code=code, description=description,
+                               timestamp=now, staff_info=staff or self.staff)
+        body = await asyncio.to_thread(sign, status, self.key)
+        me = str(self.me.organ_id)
+        document_id = str(about.document_id)
+        entry = OutboxEntry(message_id("status", document_id, me, code.value, to, f"{now:%Y%m%d%H%M%S}"),
+                            document_id, to, "status", body)
+        await self.outbox.record_and_publish([entry], document_id, [to])
+
+    async def answer(self, item: InboxItem, code: StatusCode, description: str | None = None, *,
+                     about_original: bool = False, staff: StaffInfo | None = None) -> None:
+        """Answer a received item to its sender and remember what was reported."""
+        document_id = (item.concerns or item.document_id) if about_original else item.document_id
+        owner = item.sender
+        if isinstance(item.package, Document):
+            package = item.package
+            about = ResponseFor(organ_id=owner, code=package.code, promulgation_date=package.promulgation.date,
+                                document_id=document_id)
+        else:
+            about = ResponseFor(organ_id=owner, document_id=document_id)
+        await self.report(owner, about, code, description, staff=staff)
+        who = staff or self.staff
+        self.ledger.record_answer(item.sender, item.document_id, item.stored_as, code, description,
+                                  who.staff if who else None)
+
+
+class InboxItem:
+    """A received document (or a recall request) handed to the application, with its answers."""
+
+    def __init__(self, answers: Reporter, package: Document | StatusMessage, sender: str, document_id: str, kind: str,
+                 stored_as: str = "document", *, verdict: Verdict | None = None, redelivered: bool = False,
+                 received_at: dt.datetime | None = None) -> None:
+        self._answers = answers
+        self.verdict = verdict
+        """The verification verdict computed at receipt (None only for items stored by an older vbdt)."""
+        self.redelivered = redelivered
+        """Handed over before, never acknowledged (the application may have it already: check by id)."""
+        self.received_at = received_at
+        """When it was stored (Vietnam time)."""
+        self.stored_as = stored_as
+        """The ledger's key for it (``document``, or ``recall:<time>`` for a recall request)."""
+        self.package = package
+        """What was signed."""
+        self.sender = sender
+        self.document_id = document_id
+        """The document's DocumentId (for a recall request: the document to recall)."""
+        self.kind = kind
+        """``document``, ``update``, ``replace``, ``revoke`` or ``recall``."""
+
+    @classmethod
+    def of(cls, answers: Reporter, package: Document | StatusMessage, sender: str, document_id: str,
+           stored_as: str, *, verdict: Verdict | None = None, redelivered: bool = False,
+           received_at: dt.datetime | None = None) -> InboxItem:
+        """The item for a package, its kind read from the package."""
+        kind = KIND_OF[package.business.doc_type] if isinstance(package, Document) else "recall"
+        return cls(answers, package, sender, document_id, kind, stored_as, verdict=verdict, redelivered=redelivered,
+                   received_at=received_at)
+
+    @classmethod
+    def stored(cls, answers: Reporter, package: Document | StatusMessage, stored: Incoming) -> InboxItem:
+        """The item for a package the ledger holds."""
+        verdict = Verdict.from_json(stored.verdict) if stored.verdict else None
+        return cls.of(answers, package, stored.sender, stored.document_id, stored.kind, verdict=verdict,
+                      redelivered=stored.handed and not stored.acknowledged, received_at=stored.received_at)
+
+    async def ack(self) -> None:
+        """The application has committed this item to its own records: it is never handed again."""
+        await asyncio.to_thread(self._answers.ledger.acknowledge, self.sender, self.document_id, self.stored_as)
+
+    async def __aenter__(self) -> InboxItem:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        """Acknowledge when the block ends without an exception; otherwise it is handed again later."""
+        if kind is None:
+            await self.ack()
+
+    def history(self) -> list[HistoryEvent]:
+        """Every answer this agency sent about the item (code, note, staff, time)."""
+        return self._answers.ledger.history(self.document_id, self.sender)
+
+    @property
+    def body(self) -> bytes:
+        """The package exactly as received (signed bytes)."""
+        stored = self._answers.ledger.incoming(self.sender, self.document_id, self.stored_as)
+        if stored is None:
+            raise UsageError(f"{self.document_id} from {self.sender} is no longer in the ledger")
+        return stored.body
+
+    @property
+    def document(self) -> Document:
+        """The document (UsageError for a recall request, which carries a status message)."""
+        if not isinstance(self.package, Document):
+            raise UsageError("a recall request carries no document; see .document_id")
+        return self.package
+
+    @property
+    def concerns(self) -> str | None:
+        """For an update, replacement, revocation or recall: the DocumentId it concerns."""
+        if isinstance(self.package, StatusMessage):
+            return self.document_id
+        return self.package.business.document_id if self.kind != "document" else None
+
+    def __repr__(self) -> str:
+        return f"<InboxItem {self.kind} {self.document_id} from {self.sender}>"
+
+    async def accept(self, *, staff: StaffInfo | None = None) -> None:
+        """03: registered in the incoming-document book."""
+        await self._answers.answer(self, StatusCode.ACCEPTED, staff=staff)
+
+    async def assign(self, description: str | None = None, *, staff: StaffInfo | None = None) -> None:
+        """04: a leader assigned who handles it (``staff``: the person assigned)."""
+        await self._answers.answer(self, StatusCode.ASSIGNED, description, staff=staff)
+
+    async def processing(self, description: str | None = None, *, staff: StaffInfo | None = None) -> None:
+        """05: being handled."""
+        await self._answers.answer(self, StatusCode.PROCESSING, description, staff=staff)
+
+    async def complete(self, description: str | None = None, *, staff: StaffInfo | None = None) -> None:
+        """06: handled, with a note."""
+        await self._answers.answer(self, StatusCode.COMPLETED, description, staff=staff)
+
+    async def reject(self, reason: str, *, staff: StaffInfo | None = None) -> None:
+        """02: returned to the sender, with the reason."""
+        if not reason.strip():
+            raise UsageError("a rejection needs a reason")
+        await self._answers.answer(self, StatusCode.REJECTED, reason, staff=staff)
+
+    async def agree(self, *, staff: StaffInfo | None = None) -> None:
+        """15: agree to the recall, update or replacement (of :attr:`concerns`)."""
+        await self._answers.answer(self, StatusCode.CHANGE_ACCEPTED, about_original=True, staff=staff)
+
+    async def refuse(self, reason: str, *, staff: StaffInfo | None = None) -> None:
+        """16: refuse the recall, update or replacement, with the reason."""
+        await self._answers.answer(self, StatusCode.CHANGE_REFUSED, reason, about_original=True, staff=staff)

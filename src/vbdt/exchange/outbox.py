@@ -1,0 +1,109 @@
+"""Publishing what the ledger recorded: the outbox, its retries, and what became of each message.
+
+Every message is in the ledger before it is published (:mod:`vbdt.exchange.ledger`). An outcome
+is one of: confirmed (published), unroutable (no inbox: UNDELIVERABLE), refused for good
+(:class:`~vbdt.errors.PublishRefused`, e.g. too large: FAILED with the reason, never retried), or
+anything else (broker away, :class:`~vbdt.errors.QueueFull`): it stays pending and
+:meth:`Outbox.flush` publishes it again.
+
+Message ids are derived by :func:`message_id` from a hash: bounded (an AMQP message id is at
+most 255 bytes) whatever the DocumentIds, and never taken from anything a peer sent unsigned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from vbdt.errors import PublishRefused, TransportError, Unroutable
+from vbdt.exchange.ledger import Ledger, OutboxEntry
+from vbdt.exchange.routing import HEADER_FROM, HEADER_KIND, routing_key
+from vbdt.exchange.transport import Outgoing, Transport
+
+__all__ = ["Outbox", "SendResult", "message_id"]
+
+log = logging.getLogger("vbdt.exchange.outbox")
+
+
+def message_id(kind: str, *parts: str) -> str:
+    """A message id of fixed length (71 characters) for a message of ``kind`` identified by ``parts``.
+
+    The same parts give the same id, so a republished outbox entry keeps its id."""
+    digest = hashlib.sha256("\x1f".join((kind, *parts)).encode("utf-8", "surrogatepass")).hexdigest()
+    return f"vbdt-{kind[:1]}-{digest}"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What became of one send."""
+
+    document_id: str
+    recipients: list[str]
+    unroutable: dict[str, str] = field(default_factory=dict)
+    """Recipient → reason: the broker has no inbox for it (recorded as UNDELIVERABLE)."""
+    pending: dict[str, str] = field(default_factory=dict)
+    """Recipient → reason: not confirmed yet (broker down, inbox full); still in the outbox, retried."""
+    failed: dict[str, str] = field(default_factory=dict)
+    """Recipient → reason: the broker will never take it (recorded as FAILED, not retried)."""
+
+
+class Outbox:
+    """Publishes outbox entries for one agency and records each outcome in its ledger."""
+
+    def __init__(self, organ_id: str, transport: Transport, ledger: Ledger) -> None:
+        self.organ_id = organ_id
+        self.transport = transport
+        self.ledger = ledger
+
+    def outgoing(self, entry: OutboxEntry) -> Outgoing:
+        """The broker message for an entry (the headers name only this agency and the kind)."""
+        return Outgoing(routing_key(entry.recipient), entry.body, entry.message_id,
+                        {HEADER_KIND: entry.kind, HEADER_FROM: self.organ_id})
+
+    async def publish(self, entries: Sequence[OutboxEntry], document_id: str, recipients: list[str]) -> SendResult:
+        """Publish recorded entries concurrently; record confirms, unroutables and refusals."""
+        outcomes = await self.transport.publish_many([self.outgoing(e) for e in entries])
+        self.ledger.published([o.message.message_id for o in outcomes if o.ok])
+        unroutable: dict[str, str] = {}
+        pending: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            error = outcome.error
+            if error is None:
+                continue
+            if isinstance(error, Unroutable):
+                log.warning("%s: %s unroutable: %s", self.organ_id, entry.message_id, error)
+                self.ledger.unroutable(entry.message_id, str(error))
+                unroutable[entry.recipient] = str(error)
+            elif isinstance(error, PublishRefused):
+                log.error("%s: %s to %s refused for good: %s", self.organ_id, entry.message_id, entry.recipient, error)
+                self.ledger.failed(entry.message_id, str(error))
+                failed[entry.recipient] = str(error)
+            else:
+                pending[entry.recipient] = str(error)
+        return SendResult(document_id, recipients, unroutable, pending, failed)
+
+    async def record_and_publish(self, entries: Sequence[OutboxEntry], document_id: str, recipients: list[str]) -> SendResult:
+        """Outbox rows for messages that are not deliveries (status messages), then publish them."""
+        self.ledger.record_outgoing(entries)
+        return await self.publish(entries, document_id, recipients)
+
+    async def flush(self) -> SendResult:
+        """Publish every outbox entry the broker has not confirmed yet (after a crash or an outage)."""
+        entries = self.ledger.pending()
+        if not entries:
+            return SendResult("", [])
+        return await self.publish(entries, "", [e.recipient for e in entries])
+
+    async def keep_flushing(self, every: float = 2.0) -> None:
+        """Publish what an outage left in the outbox (receipts included) as soon as the broker is back."""
+        while True:
+            await asyncio.sleep(every)
+            if self.ledger.pending():
+                try:
+                    await self.flush()
+                except TransportError as exc:
+                    log.warning("%s: outbox not flushed yet: %s", self.organ_id, exc)
