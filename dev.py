@@ -115,7 +115,7 @@ def main(argv: list[str]) -> int:
     if command == "demo":
         ensure_venv("")
         return run(BIN / "vbdt", "demo", *rest, check=False, cwd=ROOT)
-    ensure_venv("test")
+    ensure_venv("test,docs")
     if command == "bench":
         ensure_system_tools()
         ensure_broker()  # the exchange benchmark runs over the local RabbitMQ
