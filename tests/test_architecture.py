@@ -21,7 +21,8 @@ ALLOWED: dict[str, set[str]] = {
     "trust": {"errors", "edxml", "directory"},
     "conformance": {"errors", "edxml", "directory", "trust"},
     "exchange": {"errors", "edxml", "directory", "trust"},
-    "cli": {"errors", "edxml", "directory", "trust", "conformance", "exchange", "__init__"},
+    "testing": {"errors", "edxml", "directory", "trust", "exchange"},
+    "cli": {"errors", "edxml", "directory", "trust", "conformance", "exchange", "testing", "__init__"},
     "__init__": {"errors", "edxml", "directory", "trust", "exchange"},
     "__main__": {"cli"},
 }
