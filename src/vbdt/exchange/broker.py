@@ -49,7 +49,7 @@ from vbdt.exchange.routing import (
 from vbdt.exchange.transport import DEFAULT_QUEUE_LIMITS, QueueLimits
 
 __all__ = ["DISABLED_TAG", "Provisioned", "agency_permissions", "definitions", "deprovision", "disable", "hash_password",
-           "provision"]
+           "host_permissions", "host_user", "provision", "provision_host"]
 
 DISABLED_TAG = "vbdt-disabled"
 """Tag of an agency user that :func:`disable` locked out (no password; rotating it enables it again)."""
@@ -177,11 +177,72 @@ def disable(organ_ids: Iterable[str], *, vhost: str, admin: RabbitAdmin | None =
 
 
 def deprovision(vhost: str, *, admin: RabbitAdmin | None = None) -> list[str]:
-    """Delete a vhost and the agency users named for it (``<vhost>/…``); return the users deleted.
+    """Delete a vhost and the agency and host users named for it (``<vhost>/…``); return the users deleted.
 
     Users of other vhosts, and the operator's, are untouched."""
     admin = admin or RabbitAdmin()
-    ours = sorted(u for u in admin.users() if organ_id_for_user(u, vhost) is not None)
+    ours = sorted(u for u in admin.users() if organ_id_for_user(u, vhost) is not None or u.startswith(host_user(vhost, "")))
     admin.delete_vhost(vhost)
     admin.delete_users(ours)
     return ours
+
+
+# -- a host of many agencies (vbdt.exchange.host) ------------------------------------------------------
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def host_user(vhost: str, name: str) -> str:
+    """The broker user of a host of many agencies: ``<vhost>/hosts/<name>``.
+
+    The ``/`` after ``hosts`` keeps it from ever reading as an agency (:func:`organ_id_for_user`
+    gives ``None``): what it could publish is refused by every receiver that checks publishers."""
+    return f"{vhost}/hosts/{name}"
+
+
+def host_permissions(organ_ids: Iterable[str]) -> dict[str, str]:
+    """A host's patterns: read exactly the hosted inboxes; write and configure nothing.
+
+    Its agencies publish as themselves (their own users), so the broker's ``user_id`` check,
+    which receivers bind every package to, is the same as for ``vbdt listen``."""
+    names = "|".join(re.escape(inbox_queue(o)) for o in sorted(dict.fromkeys(str(o) for o in organ_ids)))
+    return {"configure": "^$", "write": "^$", "read": f"^({names})$" if names else "^$"}
+
+
+def provision_host(
+    name: str,
+    organ_ids: Iterable[str],
+    *,
+    vhost: str = "vbdt",
+    host: str = "127.0.0.1",
+    port: int = 5672,
+    management_url: str | None = None,
+    node: str | None = None,
+    env: Mapping[str, str] | None = None,
+    password: str | None = None,
+    rotate: bool = False,
+    ctl: str | None = None,
+) -> str | None:
+    """Create (or update) the broker user of a host (:func:`host_user`) allowed to read the inboxes of
+    ``organ_ids``, which must already be provisioned; return its AMQP URL, or ``None`` when the user
+    existed and keeps its password (``rotate=True`` gives it a new one).
+
+    Additive: agency users, their permissions and other hosts are untouched; giving the list again
+    replaces this host's read pattern (agencies added or removed)."""
+    if not _HOST_NAME.fullmatch(name):
+        raise UsageError(f"host name {name[:80]!r}: use 1 to 64 letters, digits, '.', '_' or '-', beginning with a letter or digit")
+    ids = list(dict.fromkeys(str(o) for o in organ_ids))
+    if not ids:
+        raise UsageError("a host needs at least one agency")
+    broker = RabbitAdmin(management_url, node, dict(env or {}), ctl)
+    user = host_user(vhost, name)
+    keeps = user in broker.user_tags() and not rotate
+    secret = None if keeps else (password or secrets.token_urlsafe(18))
+    document: dict[str, Any] = {"permissions": [{"user": user, "vhost": vhost, **host_permissions(ids)}]}
+    if secret is not None:
+        document["users"] = [{"name": user, "password_hash": hash_password(secret),
+                              "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ""}]
+    broker.import_definitions(document)
+    if secret is None:
+        return None
+    return f"amqp://{quote(user, safe='')}:{quote(secret, safe='')}@{host}:{port}/{quote(vhost, safe='')}"

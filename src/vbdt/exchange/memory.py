@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from vbdt.edxml.limits import DEFAULT_LIMITS
-from vbdt.errors import AccessRefused, QueueFull, TransportError, Unroutable, UsageError
+from vbdt.errors import AccessRefused, PublishRefused, QueueFull, TransportError, Unroutable, UsageError
 from vbdt.exchange.routing import (
     BROKER_DEATH,
     BROKER_HEADERS,
@@ -123,6 +123,7 @@ class MemoryBroker:
         self._dead = _Queue(DEAD_LETTER_QUEUE, queue_limits.dead_messages, queue_limits.dead_bytes)
         # Dead letters waiting for room in the dead-letter queue (RabbitMQ's at-least-once strategy).
         self._dead_waiting: deque[_Message] = deque()
+        self._hosts: dict[str, frozenset[str]] = {}  # host user -> the OrganIds whose inboxes it may read
 
     def connect(self, user: str = "guest") -> MemoryTransport:
         """A transport authenticated as ``user`` (an OrganId for an agency)."""
@@ -133,6 +134,14 @@ class MemoryBroker:
         for organ_id in organ_ids:
             limits = self.queue_limits
             self._queues.setdefault(routing_key(organ_id), _Queue(inbox_queue(organ_id), limits.inbox_messages, limits.inbox_bytes))
+
+    def provision_host(self, user: str, organ_ids: Iterable[str]) -> None:
+        """Let ``user`` read the inboxes of ``organ_ids`` and nothing else: a host of many agencies
+        (:mod:`vbdt.exchange.host`), as :func:`vbdt.exchange.broker.provision_host` on RabbitMQ. It
+        may not publish (its agencies publish as themselves) and replaces the host's earlier list."""
+        if user in self.admins:
+            raise UsageError(f"{user!r} is an operator of this broker, not a host")
+        self._hosts[user] = frozenset(str(o) for o in organ_ids)
 
     def queue_depth(self, organ_id: str) -> int:
         """Messages waiting (not delivered) in an agency's inbox."""
@@ -159,6 +168,8 @@ class MemoryBroker:
         refused = refusal(message, self.max_message_bytes)
         if refused is not None:
             return refused
+        if user in self._hosts:  # as the host's RabbitMQ user: write "^$"
+            return PublishRefused(f"access refused: host user {user!r} may not publish (its agencies publish as themselves)")
         if message.routing_key == DEAD_LETTER_KEY:
             return self._report(user, message)
         queue = self._queues.get(message.routing_key)
@@ -219,7 +230,7 @@ class MemoryBroker:
         return count
 
     def _allowed(self, user: str, organ_id: str) -> bool:
-        return user in self.admins or user == organ_id
+        return user in self.admins or user == organ_id or organ_id in self._hosts.get(user, ())
 
 
 def _dead_letter_view(message: _Message) -> DeadLetter:
@@ -301,6 +312,10 @@ class MemoryTransport(Transport):
         outcomes = [PublishOutcome(m, self._broker._route(self.user, m)) for m in messages]
         await asyncio.sleep(0)  # a publish is a suspension point, as on a real broker
         return outcomes
+
+    async def missing_inboxes(self, organ_ids: Sequence[str]) -> set[str]:
+        self._check_open()
+        return {o for o in organ_ids if routing_key(o) not in self._broker._queues}
 
     async def consume(self, organ_id: str, *, prefetch: int = 32, on_waiting: OnWaiting | None = None) -> AsyncIterator[Delivery]:
         self._check_open()

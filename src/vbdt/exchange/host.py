@@ -1,0 +1,406 @@
+"""Many agencies in one process: one broker connection reads their inboxes, each keeps its client and ledger.
+
+A province that runs its communes' mailboxes centrally needs no process per commune::
+
+    agencies = [HostedAgency(o, key=keys[o], ledger=f"state/{o}.db", url=urls[o]) for o in communes]
+    async with AgencyHost(host_url, agencies, trust="ca.pem", directory=d, on_item=register) as host:
+        await host.client("000.00.01.H14").send(doc)        # each agency is a full AgencyClient
+        await host.wait()                                   # until stop() (SIGTERM in `vbdt serve`)
+
+Each hosted agency is an :class:`~vbdt.exchange.client.AgencyClient` with its own keys, ledger,
+receipts, outbox and hooks; what they share is the process (the imported libraries, the schemas,
+the directory, the trust anchors read once) and **one connection** on which every inbox has its
+consumer. ``on_item`` (sync or async, per host or per agency) gets each received item and the
+item is acknowledged when it returns; without it, read :meth:`AgencyClient.inbox` of each client.
+
+Identity on the broker. Receivers bind every package to the broker user that published it
+(``user_id``, checked by RabbitMQ against the connection's login). One connection is one login,
+and RabbitMQ lets a connection stamp another user's name only with the ``impersonator`` tag, which
+is all or nothing: such a host could publish as *any* agency of the vhost, and the binding would
+no longer tell receivers who published. So the host splits the two directions:
+
+- **reading** goes through the one connection, logged in as the host's own user
+  ``<vhost>/hosts/<name>`` (:func:`vbdt.exchange.broker.provision_host`), which may read exactly
+  the hosted inboxes and may write and configure nothing;
+- **publishing** (documents, the signed 01…06, refusal reports) goes through each agency's own
+  user (its URL from ``vbdt broker provision``), on a connection opened when that agency has
+  something to publish and closed after ``idle_close`` seconds without: receivers see exactly
+  what ``vbdt listen`` would publish, and nothing changes for any other agency.
+
+On the embedded broker the same split holds (:meth:`~vbdt.exchange.memory.MemoryBroker.provision_host`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vbdt.directory.agencies import Directory
+from vbdt.edxml.limits import DEFAULT_LIMITS, Limits
+from vbdt.errors import AccessRefused, TransportError, UsageError
+from vbdt.exchange.answers import InboxItem
+from vbdt.exchange.client import AgencyClient
+from vbdt.exchange.connect import connect
+from vbdt.exchange.ledger import Ledger, SqliteLedger
+from vbdt.exchange.receiving import OnReceipt, OnRefused
+from vbdt.exchange.routing import dead_letter_report
+from vbdt.exchange.transport import (
+    DEFAULT_RECONNECT,
+    DeadLetter,
+    Delivery,
+    InboxStatus,
+    OnWaiting,
+    Outgoing,
+    PublishOutcome,
+    ReconnectPolicy,
+    Transport,
+)
+from vbdt.trust.keys import SigningKey
+from vbdt.trust.packaging import PdfPolicy
+
+__all__ = ["AgencyHost", "HostedAgency", "HostedTransport", "OnItem"]
+
+log = logging.getLogger("vbdt.exchange.host")
+
+OnItem = Callable[[AgencyClient, InboxItem], "Awaitable[None] | None"]
+"""Called with the agency's client and each item it received; the item is acknowledged when it
+returns, and handed again after a restart when it raises."""
+
+Opener = Callable[[str], Awaitable[Transport]]
+"""Opens the transport of a URL (:func:`~vbdt.exchange.connect.connect` by default)."""
+
+
+@dataclass(frozen=True)
+class HostedAgency:
+    """One agency the host runs: its identity, keys, ledger and the URL it publishes with."""
+
+    organ_id: str
+    key: SigningKey
+    """The agency key (signs envelopes and receipts)."""
+    ledger: str | Path | Ledger
+    """Its ledger: a path (an :class:`~vbdt.exchange.ledger.SqliteLedger` is opened there) or a ledger."""
+    url: str
+    """The agency's own broker URL (``amqp://<vhost>%2F<OrganId>:…``, ``memory://<OrganId>@NAME``):
+    what it publishes carries its own user, as receivers require."""
+    person: SigningKey | None = None
+    seal: SigningKey | None = None
+    on_item: OnItem | None = None
+    """This agency's handler; the host's ``on_item`` when ``None``."""
+    on_receipt: OnReceipt | None = None
+    on_refused: OnRefused | None = None
+
+
+class _Publisher:
+    """One agency's publishing connection, opened on demand and closed when idle."""
+
+    def __init__(self, organ_id: str, url: str, opener: Opener) -> None:
+        self.organ_id = organ_id
+        self.url = url
+        self._opener = opener
+        self._transport: Transport | None = None
+        self._lock = asyncio.Lock()
+        self._busy = 0
+        self._last = 0.0
+
+    @property
+    def open(self) -> bool:
+        """A connection is open now."""
+        return self._transport is not None
+
+    @contextlib.asynccontextmanager
+    async def using(self) -> AsyncIterator[Transport]:
+        """The open transport, held for the duration of the block (never closed under a publish)."""
+        self._busy += 1
+        try:
+            async with self._lock:
+                if self._transport is None:
+                    self._transport = await self._opener(self.url)
+                    log.debug("%s: publishing connection opened", self.organ_id)
+                transport = self._transport
+            yield transport
+        finally:
+            self._busy -= 1
+            self._last = asyncio.get_running_loop().time()
+
+    async def close_if_idle(self, idle: float) -> bool:
+        """Close the connection when nothing used it for ``idle`` seconds; whether it was closed."""
+        if self._transport is None or self._busy or asyncio.get_running_loop().time() - self._last < idle:
+            return False
+        async with self._lock:
+            if self._busy or self._transport is None:
+                return False
+            transport, self._transport = self._transport, None
+        await transport.close()
+        log.debug("%s: idle publishing connection closed", self.organ_id)
+        return True
+
+    async def close(self) -> None:
+        """Close the connection now (idempotent)."""
+        async with self._lock:
+            transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.close()
+
+
+class _HostedDelivery(Delivery):
+    """A delivery read on the host's connection whose dead-letter report is published by the agency."""
+
+    def __init__(self, inner: Delivery, publisher: _Publisher) -> None:
+        self._inner = inner
+        self._publisher = publisher
+        self.body = inner.body
+        self.message_id = inner.message_id
+        self.routing_key = inner.routing_key
+        self.headers = inner.headers
+        self.user_id = inner.user_id
+        self.broker_user = inner.broker_user
+        self.redelivered = inner.redelivered
+
+    async def ack(self) -> None:
+        await self._inner.ack()
+
+    async def nack(self, *, requeue: bool = True) -> None:
+        await self._inner.nack(requeue=requeue)
+
+    async def dead_letter(self, reason: str) -> None:
+        # The report goes out as the agency (the host may publish nothing), then the original is
+        # acked: a crash in between leaves a duplicate report, never a loss (as AmqpDelivery).
+        async with self._publisher.using() as transport:
+            await transport.publish(dead_letter_report(self._inner, reason))
+        await self._inner.ack()
+        log.warning("%s: dead-lettered %s from %s: %s", self._publisher.organ_id, self.message_id[:64],
+                    self.broker_user or "?", reason)
+
+
+class HostedTransport(Transport):
+    """One hosted agency's view of the broker: its inbox read on the host's shared connection,
+    its messages published as itself. Closing it closes only its publishing connection."""
+
+    def __init__(self, organ_id: str, shared: Transport, publisher: _Publisher,
+                 on_denied: Callable[[AccessRefused], None] | None = None) -> None:
+        self.organ_id = organ_id
+        self.shared = shared
+        self._publisher = publisher
+        self._on_denied = on_denied
+        self.user = organ_id
+
+    async def declare_inbox(self, organ_id: str) -> None:
+        # The topology is the operator's: check that the inbox is there for the host to read.
+        await self.shared.inbox_status(organ_id)
+
+    async def publish_many(self, messages: Sequence[Outgoing]) -> list[PublishOutcome]:
+        try:
+            async with self._publisher.using() as transport:
+                return await transport.publish_many(messages)
+        except TransportError as exc:  # its connection could not be opened: every message stays pending
+            return [PublishOutcome(m, exc) for m in messages]
+
+    async def consume(self, organ_id: str, *, prefetch: int = 32, on_waiting: OnWaiting | None = None) -> AsyncIterator[Delivery]:
+        deliveries = self.shared.consume(organ_id, prefetch=prefetch, on_waiting=on_waiting)
+        try:
+            async for delivery in deliveries:
+                yield _HostedDelivery(delivery, self._publisher)
+        except AccessRefused as exc:
+            # The host's user may not read this inbox: retrying cannot help, say so at once.
+            if self._on_denied is not None:
+                self._on_denied(exc)
+            raise
+        finally:
+            closing = getattr(deliveries, "aclose", None)
+            if closing is not None:  # now, not when the garbage collector gets to it: unacked ones go back
+                await closing()
+
+    async def inbox_status(self, organ_id: str) -> InboxStatus:
+        return await self.shared.inbox_status(organ_id)
+
+    async def dead_letters(self) -> list[tuple[bytes, dict[str, str]]]:
+        return await self.shared.dead_letters()  # the operator's; the host's user is refused
+
+    async def peek_dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        return await self.shared.peek_dead_letters(limit)
+
+    async def replay_dead_letter(self, message_id: str) -> DeadLetter:
+        return await self.shared.replay_dead_letter(message_id)
+
+    async def purge_dead_letters(self) -> int:
+        return await self.shared.purge_dead_letters()
+
+    async def close(self) -> None:
+        await self._publisher.close()
+
+
+class AgencyHost:
+    """Agencies of one exchange served from one process and one reading connection (see the module).
+
+    ``url`` is the host's own broker URL (``<vhost>/hosts/<name>``, or an operator's); ``agencies``
+    what to run. ``trust``, ``directory``, ``pdf_policy``, ``limits`` and ``prefetch`` are shared;
+    ``on_item``, ``on_receipt`` and ``on_refused`` apply to every agency that names none of its own.
+    """
+
+    def __init__(self, url: str, agencies: Iterable[HostedAgency], *, trust: str | Path, directory: Directory,
+                 pdf_policy: PdfPolicy = "require", check_publisher: bool = True, prefetch: int = 8,
+                 on_item: OnItem | None = None, on_receipt: OnReceipt | None = None, on_refused: OnRefused | None = None,
+                 idle_close: float = 30.0, limits: Limits = DEFAULT_LIMITS, reconnect: ReconnectPolicy | None = None,
+                 opener: Opener | None = None) -> None:
+        self.url = url
+        self.agencies = list(agencies)
+        if not self.agencies:
+            raise UsageError("a host needs at least one agency")
+        seen: set[str] = set()
+        for agency in self.agencies:
+            if agency.organ_id in seen:
+                raise UsageError(f"{agency.organ_id} is listed twice for this host")
+            seen.add(agency.organ_id)
+            directory.get(agency.organ_id)  # UnknownAgency, before anything is opened
+        self.trust = Path(trust)
+        self.directory = directory
+        self.pdf_policy: PdfPolicy = pdf_policy
+        self.check_publisher = check_publisher
+        self.prefetch = prefetch
+        self.on_item = on_item
+        self.on_receipt = on_receipt
+        self.on_refused = on_refused
+        self.idle_close = idle_close
+        self.limits = limits
+        policy = reconnect or DEFAULT_RECONNECT
+        self._opener: Opener = opener or (lambda u: connect(u, limits=limits, reconnect=policy))
+        self.shared: Transport | None = None
+        self._clients: dict[str, AgencyClient] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = asyncio.Event()
+        self._failure: BaseException | None = None
+
+    # -- life ------------------------------------------------------------------------------
+    async def __aenter__(self) -> AgencyHost:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Connect, build and open every agency's client (keys checked, inbox there, outbox
+        flushed), then consume every inbox in the background. On any failure what was opened is
+        closed again and the error raised (:class:`~vbdt.errors.KeyFileError`,
+        :class:`~vbdt.errors.CertificateRejected`, a :class:`~vbdt.errors.TransportError`...)."""
+        if self.shared is not None:
+            raise UsageError("this host is already started")
+        self._stopped.clear()
+        self._failure = None
+        self.shared = await self._opener(self.url)
+        try:
+            for agency in self.agencies:
+                self._clients[agency.organ_id] = self._client(agency, self.shared)
+            await asyncio.gather(*(client.open() for client in self._clients.values()))
+        except BaseException:
+            await self.stop()
+            raise
+        for agency in self.agencies:
+            client = self._clients[agency.organ_id]
+            client.serve()
+            handler = agency.on_item or self.on_item
+            if handler is not None:
+                self._tasks.append(asyncio.create_task(self._pump(client, handler), name=f"vbdt-host-{agency.organ_id}"))
+        self._tasks.append(asyncio.create_task(self._close_idle(), name="vbdt-host-idle"))
+        log.info("host serving %d agencies on one connection as %s", len(self._clients), self.shared.user)
+
+    def _client(self, agency: HostedAgency, shared: Transport) -> AgencyClient:
+        ledger = agency.ledger if isinstance(agency.ledger, Ledger) else SqliteLedger(agency.ledger)
+        transport = HostedTransport(agency.organ_id, shared, _Publisher(agency.organ_id, agency.url, self._opener),
+                                    on_denied=self._fail)
+        try:
+            return AgencyClient(agency.organ_id, transport=transport, ledger=ledger, key=agency.key, trust=self.trust,
+                                directory=self.directory, person=agency.person, seal=agency.seal, pdf_policy=self.pdf_policy,
+                                check_publisher=self.check_publisher, prefetch=self.prefetch,
+                                on_receipt=agency.on_receipt or self.on_receipt, on_refused=agency.on_refused or self.on_refused,
+                                limits=self.limits)
+        except BaseException:
+            ledger.close()
+            raise
+
+    async def stop(self) -> None:
+        """Stop every consumer (deliveries in hand come back later), close every client, its
+        publishing connection and ledger, then the shared connection (idempotent)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        clients, self._clients = list(self._clients.values()), {}
+        results = await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+        for client, result in zip(clients, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("%s: not closed cleanly: %s", client.organ_id, result)
+        shared, self.shared = self.shared, None
+        if shared is not None:
+            await shared.close()
+        self._stopped.set()
+
+    async def wait(self) -> None:
+        """Until :meth:`stop`, or until an inbox gives up (the broker away for longer than the
+        transport's reconnect policy, the ledger failing): then its error is raised, and the
+        caller stops the host and starts it again (``vbdt serve`` does)."""
+        await self._stopped.wait()
+        if self._failure is not None:
+            raise self._failure
+
+    # -- what the application uses --------------------------------------------------------
+    @property
+    def organ_ids(self) -> list[str]:
+        """The agencies this host runs, in the order given."""
+        return [a.organ_id for a in self.agencies]
+
+    def client(self, organ_id: str) -> AgencyClient:
+        """The client of one hosted agency (send, answer, query its ledger, iterate its inbox)."""
+        try:
+            return self._clients[str(organ_id)]
+        except KeyError:
+            state = "is not started" if self.shared is None else f"runs no agency {organ_id}"
+            raise UsageError(f"this host {state}") from None
+
+    def clients(self) -> list[AgencyClient]:
+        """Every hosted agency's client."""
+        return list(self._clients.values())
+
+    @property
+    def publishing_connections(self) -> int:
+        """How many agencies have a publishing connection open right now."""
+        return sum(1 for c in self._clients.values() if isinstance(c.transport, HostedTransport) and c.transport._publisher.open)
+
+    def _fail(self, error: BaseException) -> None:
+        """Make :meth:`wait` raise ``error`` (the first one wins)."""
+        log.error("host: %s", error)
+        self._failure = self._failure or error
+        self._stopped.set()
+
+    async def _pump(self, client: AgencyClient, handler: OnItem) -> None:
+        try:
+            await self._handle_all(client, handler)
+        except Exception as exc:
+            self._fail(exc)
+
+    async def _handle_all(self, client: AgencyClient, handler: OnItem) -> None:
+        async for item in client.inbox():
+            try:
+                async with item:  # acknowledged when the handler returns
+                    result = handler(client, item)
+                    if inspect.isawaitable(result):
+                        await result
+            except Exception:
+                log.exception("%s: the handler failed on %s %s from %s; it is handed again after a restart",
+                              client.organ_id, item.kind, item.document_id, item.sender)
+
+    async def _close_idle(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.idle_close / 4, 0.05))
+            for client in list(self._clients.values()):
+                transport = client.transport
+                if isinstance(transport, HostedTransport):
+                    try:
+                        await transport._publisher.close_if_idle(self.idle_close)
+                    except TransportError as exc:
+                        log.debug("%s: closing an idle connection: %s", client.organ_id, exc)
