@@ -56,7 +56,7 @@ def test_send_listen_status(setup) -> None:  # type: ignore[no-untyped-def]
     assert code == 0, err
     code, out, _ = run("status", sent["document_id"], "--as", H14, "--ledger", str(tmp / "h14.db"), "--json")
     assert code == 0
-    (recipient,) = json.loads(out)["recipients"]
+    (recipient,) = json.loads(out)["documents"][0]["recipients"]
     assert recipient["organ_id"] == C1 and recipient["state"] == "arrived"
 
 

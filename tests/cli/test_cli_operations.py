@@ -120,7 +120,7 @@ def test_config_paths_resolve_against_its_folder(tmp_path: Path, monkeypatch: py
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     code, out, err = run("--config", str(etc / "vbdt.toml"), "status", "--json")
-    assert code == 0 and json.loads(out) == [], err
+    assert code == 0 and json.loads(out)["documents"] == [], err
     code, out, err = run("status", "--json", env={"VBDT_CONFIG": str(etc / "vbdt.toml")})
     assert code == 0, err
     # the command line wins over the file
@@ -243,7 +243,7 @@ def test_send_and_listen_with_agency_urls(province: tuple[str, dict[str, str], P
     assert code == 0, err
     assert " INFO vbdt.listen: receipt 01 " in err and "listening as 000.00.00.H14" in err, err
     code, out, _ = run("--config", str(etc / H14 / "vbdt.toml"), "status", sent["document_id"], "--json")
-    assert json.loads(out)["recipients"][0]["state"] == "arrived"
+    assert json.loads(out)["documents"][0]["recipients"][0]["state"] == "arrived"
 
 
 @pytest.mark.broker

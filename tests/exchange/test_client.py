@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from datetime import date
 
@@ -11,6 +12,7 @@ import vbdt
 from conftest import G22, H14, H14_COMMUNES, H54, H54_COMMUNES, H54_DISTRICT, Network
 from vbdt.cli.demo import compose
 from vbdt.edxml.codes import StatusCode
+from vbdt.edxml.model import VIETNAM_TZ
 from vbdt.exchange.receipts import DeliveryState
 
 TODAY = date.today()
@@ -139,12 +141,59 @@ async def test_redelivered_document_reaches_the_application_once(network: Networ
     assert arrivals[0].state is DeliveryState.ARRIVED
 
 
-async def test_overdue_lists_missing_same_day_confirmations(network: Network) -> None:
+async def test_overdue_lists_arrivals_not_confirmed_by_the_next_working_day(network: Network) -> None:
+    from vbdt.exchange.deadlines import DEFAULT_CALENDAR
+
     a = await network.agency(H54)
     await network.agency(H54_DISTRICT, pump=False)  # has an inbox, but nobody reads it
     yesterday = TODAY - dt.timedelta(days=1)
-    sent = await a.send(doc(network, H54, [H54_DISTRICT], "15", issued=yesterday, due_in_days=0))
-    overdue = a.overdue()
-    assert [(o.document_id, o.recipient) for o in overdue] == [(sent.document_id, H54_DISTRICT)]
-    assert "trong ngày" in overdue[0].why
+    sent = await a.send(doc(network, H54, [H54_DISTRICT], "15", issued=yesterday))
+    # issued yesterday, sent now: not late until the end of the next working day after sending
+    assert a.overdue() == []
+    later = dt.datetime.combine(DEFAULT_CALENDAR.add_working_days(TODAY, 2), dt.time(9), VIETNAM_TZ)
+    overdue = a.overdue(later)
+    assert [(o.document_id, o.recipient, o.late_by) for o in overdue] == [(sent.document_id, H54_DISTRICT, 1)]
+    assert "ngày làm việc" in overdue[0].why
     assert StatusCode.ARRIVED.label.startswith("Đã đến")
+
+
+async def test_a_rejected_delivery_is_resent_and_its_new_receipts_apply(network: Network) -> None:
+    import dataclasses
+
+    from vbdt.edxml.limits import DEFAULT_LIMITS
+    from vbdt.errors import InvalidTransition
+
+    a = await network.agency(H54)
+    # the recipient refuses at receipt (it allows one PDF signature, the PDF has two): a signed 02 back
+    small = dataclasses.replace(DEFAULT_LIMITS, max_pdf_signatures=1)
+    strict = await network.agency(H54_DISTRICT, pump=False, limits=small)
+    strict.serve()
+    sent = await a.send(doc(network, H54, [H54_DISTRICT, H54_COMMUNES[0]], "31"))
+    await network.eventually(lambda: states(a, sent.document_id)[H54_DISTRICT] is DeliveryState.REJECTED)
+    await strict.close()
+    network.created.remove(strict)
+    with pytest.raises(InvalidTransition, match="only a rejected"):  # the commune's delivery is still open
+        await a.resend(sent.document_id, to=[H54_COMMUNES[0]])
+    # fixed: the district opens with the usual limits; the resend is a new attempt, its 01 applies
+    district = await network.agency(H54_DISTRICT)
+    again = await a.resend(sent.document_id)
+    assert again.recipients == [H54_DISTRICT] and again.pending == {} and again.unroutable == {}
+    (item,) = await network.pump(district).take()
+    assert item.document_id == sent.document_id
+    await network.eventually(lambda: states(a, sent.document_id)[H54_DISTRICT] is DeliveryState.ARRIVED)
+    assert {d.recipient: d.attempt for d in a.status(sent.document_id)}[H54_DISTRICT] == 2
+
+    # the clerk rejects it this time; a third attempt reaches the same clerk again, and is accepted.
+    # A receipt is known by sender, document, code and its time to the second: a second 02 within
+    # the second of the first would be taken for the same one (and is, by the standard's own fields).
+    await asyncio.sleep(1.1)
+    await item.reject("Thiếu phụ lục")
+    await network.eventually(lambda: states(a, sent.document_id)[H54_DISTRICT] is DeliveryState.REJECTED)
+    await a.resend(sent.document_id, to=[H54_DISTRICT])
+    (third,) = await network.pump(district).take()
+    assert third.document_id == sent.document_id and not third.redelivered
+    await network.eventually(lambda: states(a, sent.document_id)[H54_DISTRICT] is DeliveryState.ARRIVED)
+    await third.accept()
+    await network.eventually(lambda: states(a, sent.document_id)[H54_DISTRICT] is DeliveryState.ACCEPTED)
+    events = [e.event for e in a.history(sent.document_id, H54_DISTRICT)]
+    assert events.count("resent") == 2 and events.count("02") == 2

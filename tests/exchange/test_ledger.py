@@ -54,18 +54,43 @@ def test_receipts_apply_once_and_stale_ones_are_history(tmp_path: Path) -> None:
         ledger.apply("other", R1, StatusCode.ARRIVED, receipt_key="k9")
 
 
-def test_overdue(tmp_path: Path) -> None:
+def _sent_at(ledger: SqliteLedger, when: dt.datetime) -> None:
+    """Back-date the sending of every delivery (the ledger records the real clock)."""
+    ledger._db.execute("UPDATE deliveries SET sent_at = ?", (when.astimezone(dt.UTC).isoformat(),))
+
+
+def test_overdue_counts_working_days_from_when_it_was_sent(tmp_path: Path) -> None:
     ledger = SqliteLedger(tmp_path / "l.db")
-    _send(ledger, promulgated=dt.date(2026, 11, 20), due=dt.date(2026, 11, 22))
+    # promulgated long before: the deadline counts from the sending, not from the document's date
+    _send(ledger, promulgated=dt.date(2025, 12, 1), due=dt.date(2026, 2, 24))
     ledger.published([f"{DOC}>{R1}", f"{DOC}>{R2}"])
     ledger.apply(DOC, R1, StatusCode.ACCEPTED, receipt_key="a")
-    now = dt.datetime(2026, 11, 23, 9, 0, tzinfo=VIETNAM_TZ)
-    overdue = {(o.recipient, o.why.split()[0]) for o in ledger.overdue(now)}
-    assert overdue == {(R2, "chưa"), (R1, "quá")}
-    same_day = dt.datetime(2026, 11, 20, 16, 0, tzinfo=VIETNAM_TZ)
-    assert ledger.overdue(same_day) == []
+    _sent_at(ledger, dt.datetime(2026, 2, 13, 21, 0, tzinfo=VIETNAM_TZ))  # Friday evening before Tết (16-20 Feb)
+    # all through the Tết week nobody is late: the arrival is due at the end of Monday 23 Feb
+    assert ledger.overdue(dt.datetime(2026, 2, 20, 16, 0, tzinfo=VIETNAM_TZ)) == []
+    assert ledger.overdue(dt.datetime(2026, 2, 23, 23, 0, tzinfo=VIETNAM_TZ)) == []
+    (late,) = ledger.overdue(dt.datetime(2026, 2, 24, 9, 0, tzinfo=VIETNAM_TZ))
+    assert (late.recipient, late.state, late.late_by) == (R2, DeliveryState.SENT, 1)
+    assert late.deadline == dt.datetime(2026, 2, 23, 23, 59, 59, tzinfo=VIETNAM_TZ) and late.why.startswith("chưa xác nhận")
+    # the due date passed (Tuesday 24): R1 accepted but not completed; R2 still reported once, for its arrival
+    after_due = ledger.overdue(dt.datetime(2026, 2, 27, 9, 0, tzinfo=VIETNAM_TZ))
+    assert {(o.recipient, o.why.split()[0], o.late_by) for o in after_due} == {(R2, "chưa", 4), (R1, "quá", 3)}
     ledger.apply(DOC, R1, StatusCode.COMPLETED, receipt_key="b")
+    assert {o.recipient for o in ledger.overdue(dt.datetime(2026, 2, 27, 9, 0, tzinfo=VIETNAM_TZ))} == {R2}
+
+
+def test_overdue_counts_from_the_new_attempt_after_a_resend(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.db")
+    _send(ledger)
+    ledger.published([f"{DOC}>{R1}", f"{DOC}>{R2}"])
+    _sent_at(ledger, dt.datetime(2026, 3, 2, 9, 0, tzinfo=VIETNAM_TZ))  # Monday
+    ledger.apply(DOC, R1, StatusCode.REJECTED, receipt_key="r", note="x")
+    ledger.resend(DOC, [R1], _attempt_id)  # today: the clock starts again for R1
+    now = dt.datetime(2026, 3, 5, 9, 0, tzinfo=VIETNAM_TZ)
     assert {o.recipient for o in ledger.overdue(now)} == {R2}
+    sent = {d.recipient: d.sent_at for d in ledger.deliveries(DOC)}
+    assert sent[R2] == dt.datetime(2026, 3, 2, 9, 0, tzinfo=VIETNAM_TZ) and sent[R1] is not None
+    assert abs(sent[R1] - dt.datetime.now(VIETNAM_TZ)) < dt.timedelta(minutes=5)
 
 
 def test_incoming_is_kept_once(tmp_path: Path) -> None:
@@ -141,3 +166,70 @@ def test_a_ledger_of_the_first_release_gains_the_new_columns(tmp_path: Path) -> 
     _send(ledger)
     ledger.failed(f"{DOC}>{R1}", "too large")
     assert [f.recipient for f in ledger.failures()] == [R1]
+
+
+def _attempt_id(recipient: str, attempt: int) -> str:
+    return f"{DOC}>{recipient}#{attempt}"
+
+
+def test_a_rejected_delivery_is_sent_again_as_a_new_attempt(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.db")
+    _send(ledger)
+    ledger.published([f"{DOC}>{R1}", f"{DOC}>{R2}"])
+    ledger.apply(DOC, R1, StatusCode.REJECTED, receipt_key="r1", note="thiếu chữ ký")
+    # only rejected (or undeliverable) deliveries: R2 is still open, nothing changes at all
+    with pytest.raises(InvalidTransition, match="only a rejected"):
+        ledger.resend(DOC, [R1, R2], _attempt_id)
+    assert [e.message_id for e in ledger.pending()] == []
+    (entry,) = ledger.resend(DOC, [R1], _attempt_id)
+    assert entry.message_id == _attempt_id(R1, 2) and entry.body == b"<edXML/>" * 100  # the same signed bytes
+    assert ledger._query("SELECT count(*) FROM bodies")[0][0] == 1
+    first = {d.recipient: d for d in ledger.deliveries(DOC)}[R1]
+    assert (first.state, first.attempt, first.reason) == (DeliveryState.QUEUED, 2, None)
+    assert [e.message_id for e in ledger.pending()] == [entry.message_id]
+    # the receipts of the new attempt apply (before: the 01 after a 02 was an InvalidTransition)
+    ledger.published([entry.message_id])
+    assert ledger.apply(DOC, R1, StatusCode.ARRIVED, receipt_key="a2") is DeliveryState.ARRIVED
+    assert ledger.apply(DOC, R1, StatusCode.REJECTED, receipt_key="r1") is None  # the old 02 again: seen
+    assert {d.recipient: d.state for d in ledger.deliveries(DOC)}[R1] is DeliveryState.ARRIVED
+    events = [(h.event, h.state, h.note) for h in ledger.history(DOC, R1)]
+    assert ("resent", "queued", "attempt 2") in events
+    # once arrived, it is not resent again; a third attempt needs a new rejection
+    with pytest.raises(InvalidTransition):
+        ledger.resend(DOC, [R1], _attempt_id)
+    ledger.apply(DOC, R1, StatusCode.REJECTED, receipt_key="r2", note="again")
+    (third,) = ledger.resend(DOC, [R1], _attempt_id)
+    assert third.message_id == _attempt_id(R1, 3)
+    with pytest.raises(InvalidTransition, match="no delivery"):
+        ledger.resend(DOC, ["000.00.09.H14"], _attempt_id)
+
+
+def test_the_outbox_as_an_operator_sees_it(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.db")
+    _send(ledger)
+    ledger.published([f"{DOC}>{R1}"])
+    ledger.failed(f"{DOC}>{R2}", "too large")
+    assert ledger.outbox_records() == []
+    records = ledger.outbox_records(pending_only=False)
+    assert [(r.recipient, r.size, r.pending, r.failure) for r in records] == [(R1, 800, False, None), (R2, 800, False, "too large")]
+    assert records[0].published_at is not None and records[1].failed_at is not None
+    assert records[0].created_at.utcoffset() == dt.timedelta(hours=7)
+
+
+def test_a_document_rejected_here_is_taken_again_when_its_sender_resends_it(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.db")
+    assert ledger.store_incoming("A", "D", "document", "m1", b"<x/>", "d1") is Arrival.NEW
+    ledger.mark_incoming("A", "D", "document", receipt_sent=True, handed=True, state="01")
+    ledger.acknowledge("A", "D", "document")
+    # republished (same message id) or the same attempt again: a redelivery, whatever was answered
+    ledger.record_answer("A", "D", "document", StatusCode.REJECTED, "thiếu chữ ký", "Văn thư")
+    assert ledger.store_incoming("A", "D", "document", "m1", b"<x/>", "d1") is Arrival.REDELIVERY
+    # a new attempt (new message id) of what was rejected: open again, to answer 01 and hand over
+    assert ledger.store_incoming("A", "D", "document", "m2", b"<x/>", "d1") is Arrival.RESENT
+    stored = ledger.incoming("A", "D", "document")
+    assert stored is not None and (stored.state, stored.receipt_sent, stored.handed, stored.acknowledged) == ("received", False, False, False)
+    assert [i.document_id for i in ledger.unhanded()] == ["D"]
+    # other content is still a conflict, and a document not rejected is not reopened by a new id
+    assert ledger.store_incoming("A", "D", "document", "m3", b"<y/>", "d2") is Arrival.CONFLICT
+    ledger.record_answer("A", "D", "document", StatusCode.ACCEPTED, None, None)
+    assert ledger.store_incoming("A", "D", "document", "m4", b"<x/>", "d1") is Arrival.REDELIVERY

@@ -67,3 +67,21 @@ def test_a_receipt_may_overtake_the_publish_confirm() -> None:
     assert next_state(S.QUEUED, C.REJECTED) is S.REJECTED
     assert next_state(S.ARRIVED, Event.PUBLISHED) is S.ARRIVED  # the late confirm changes nothing
     assert next_state(S.QUEUED, Event.PUBLISHED) is S.SENT
+
+
+def test_a_rejected_or_undeliverable_delivery_can_be_sent_again() -> None:
+    from vbdt.exchange.receipts import RESENDABLE
+
+    assert RESENDABLE == {S.REJECTED, S.UNDELIVERABLE}
+    for state in RESENDABLE:
+        # a new attempt starts from QUEUED and its receipts move it as the first attempt's did
+        again = next_state(state, Event.RESENT)
+        assert again is S.QUEUED
+        assert next_state(again, C.ARRIVED) is S.ARRIVED and next_state(again, C.REJECTED) is S.REJECTED
+    # the 01 of the new attempt is not stale once the delivery is QUEUED again
+    assert not is_stale(S.QUEUED, C.ARRIVED)
+    with pytest.raises(InvalidTransition):
+        next_state(S.REJECTED, C.ARRIVED)  # without the resend, the later 01 has nowhere to go
+    for state in set(S) - RESENDABLE:  # finished, recalled, failed for good or still open: never resent
+        with pytest.raises(InvalidTransition, match="resent"):
+            next_state(state, Event.RESENT)

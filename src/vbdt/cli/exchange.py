@@ -1,4 +1,4 @@
-"""``vbdt send``, ``vbdt listen`` and ``vbdt status``: one agency on the exchange.
+"""``vbdt send`` and ``vbdt listen``: one agency on the exchange (``vbdt status`` is :mod:`vbdt.cli.status`).
 
 ``listen`` stores each received package in ``--out`` before its claim on it stands
 (:func:`store_received`). A failed write leaves the item unclaimed in the ledger, so the next ``listen`` hands it
@@ -33,7 +33,7 @@ from vbdt.exchange.routing import organ_id_for_user
 
 if TYPE_CHECKING:
     from vbdt.exchange.client import AgencyClient, InboxItem
-    from vbdt.exchange.ledger import Ledger
+    from vbdt.exchange.ledger import Ledger, SqliteLedger
     from vbdt.exchange.transport import ReconnectPolicy, Transport
     from vbdt.trust.keys import SigningKey
 
@@ -44,9 +44,10 @@ __all__ = [
     "broker_identity",
     "ledger_file",
     "listen_command",
+    "local_ledger",
+    "open_agency",
     "send_command",
     "signing_keys",
-    "status_command",
     "store_received",
 ]
 
@@ -80,6 +81,19 @@ def _check_is_ledger(path: Path) -> None:
         raise LedgerError(f"{path}: not a vbdt ledger ({exc})") from None
     if tables and not {"documents", "incoming"} <= tables:
         raise LedgerError(f"{path}: not a vbdt ledger (an SQLite file with other tables); give the agency's ledger")
+
+
+def local_ledger(organ_id: str | None, ledger_path: str | None) -> tuple[str, SqliteLedger]:
+    """The agency (``--as`` or ``as`` in vbdt.toml) and its existing ledger, opened: for commands
+    that read or act on the ledger alone, without keys or a broker."""
+    from vbdt.exchange.ledger import SqliteLedger
+
+    config = current_config()
+    organ_id = pick(organ_id, config.organ_id)
+    if not organ_id:
+        raise UsageError("--as ORGANID is required (or `as` in vbdt.toml)")
+    organ_id = check_organ_id(organ_id)
+    return organ_id, SqliteLedger(ledger_file(pick_path(ledger_path, config.ledger), organ_id, existing=True))
 
 
 @dataclass(frozen=True)
@@ -179,8 +193,8 @@ def _redacted_url(url: str) -> str:
     return parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}").geturl()
 
 
-async def _open_agency(settings: AgencySettings, *, own_user: bool = False, reconnect: ReconnectPolicy | None = None,
-                       logged: bool = False, **options: Any) -> AgencyClient:
+async def open_agency(settings: AgencySettings, *, own_user: bool = False, reconnect: ReconnectPolicy | None = None,
+                      logged: bool = False, **options: Any) -> AgencyClient:
     """Check everything local, connect (declaring nothing as an agency user), open the client.
 
     ``own_user``: refuse, before anything is published, a broker user that is not this agency's
@@ -230,6 +244,9 @@ async def _open_agency(settings: AgencySettings, *, own_user: bool = False, reco
     return agency
 
 
+_open_agency = open_agency  # the former private name, still imported elsewhere
+
+
 @click.command("send")
 @click.argument("file")
 @click.option("--to", "to", multiple=True, metavar="SELECTOR", help="Recipients: OrganIds or selectors (default: the file's To).")
@@ -250,7 +267,7 @@ def send_command(file: str, to: Sequence[str], organ_id: str | None, keys_dir: s
     settings = agency_settings(sender, keys_dir, trust_path, amqp_url, credentials, directory_path, ledger_path)
 
     async def run() -> Any:
-        agency = await _open_agency(settings, own_user=True)
+        agency = await open_agency(settings, own_user=True)
         try:
             return await agency.send(document, to=list(to) or None)
         finally:
@@ -341,7 +358,7 @@ class _Listener:
         loop = asyncio.get_running_loop()
         while not self.stop.is_set():
             try:
-                agency = await _open_agency(self.settings, reconnect=self.policy, logged=True,
+                agency = await open_agency(self.settings, reconnect=self.policy, logged=True,
                                             check_publisher=self.check_publisher, reconnect_attempts=_INBOX_ATTEMPTS,
                                             on_receipt=_log_receipt, on_refused=_log_refusal)
             except AccessRefused:
@@ -457,42 +474,4 @@ def store_received(ledger: Ledger, sender: str, document_id: str, key: str, fold
     return path
 
 
-@click.command("status")
-@click.argument("document_id", required=False)
-@click.option("--as", "organ_id", metavar="ORGANID", help="The sending agency whose ledger to read (or `as` in vbdt.toml).")
-@click.option("--ledger", "ledger_path", metavar="FILE", help="Ledger file (default: ledger in vbdt.toml, else .vbdt/<OrganId>.db).")
-@click.option("--json", "as_json", is_flag=True)
-def status_command(document_id: str | None, organ_id: str | None, ledger_path: str | None, as_json: bool) -> None:
-    """Per-recipient states of DOCUMENT_ID (all documents when omitted), overdue ones marked."""
-    from vbdt.exchange.ledger import SqliteLedger
-
-    config = current_config()
-    organ_id = pick(organ_id, config.organ_id)
-    if not organ_id:
-        raise UsageError("--as ORGANID is required (or `as` in vbdt.toml)")
-    ledger_path = pick_path(ledger_path, config.ledger)
-    check_organ_id(organ_id)
-    ledger = SqliteLedger(ledger_file(ledger_path, organ_id, existing=True))
-    try:
-        documents = [d for d in ledger.documents() if document_id in (None, d.document_id)]
-        if document_id and not documents:
-            raise UsageError(f"{document_id} is not in the ledger of {organ_id}")
-        overdue = {(o.document_id, o.recipient): o.why for o in ledger.overdue()}
-        report: list[dict[str, Any]] = [{"document_id": d.document_id, "subject": d.subject, "due_date": d.due_date.isoformat() if d.due_date else None,
-                   "recipients": [{"organ_id": x.recipient, "state": x.state.value, "label": x.state.label, "reason": x.reason,
-                                   "updated_at": x.updated_at.isoformat(), "overdue": overdue.get((d.document_id, x.recipient))}
-                                  for x in ledger.deliveries(d.document_id)]} for d in documents]
-    finally:
-        ledger.close()
-    if as_json:
-        click.echo(json.dumps(report if document_id is None else report[0], ensure_ascii=False, indent=2))
-        return
-    for entry in report:
-        click.echo(f"{entry['document_id']}  {entry['subject']}")
-        for r in entry["recipients"]:
-            mark = f"  QUÁ HẠN: {r['overdue']}" if r["overdue"] else ""
-            why = f" — {r['reason']}" if r["reason"] else ""
-            click.echo(f"  {r['organ_id']:<15} {r['state']:<16} {r['label']}{why}{mark}")
-
-
-COMMANDS: list[click.Command] = [send_command, listen_command, status_command]
+COMMANDS: list[click.Command] = [send_command, listen_command]  # status: vbdt.cli.status

@@ -14,6 +14,15 @@ digest) is recognised, a different document under a used DocumentId is a conflic
 A message the broker will never take (too large, an invalid property) is recorded as failed with
 its reason and leaves the outbox: it is not retried.
 
+Delivery attempts: a delivery the recipient rejected (02), or that had no inbox, can be sent again
+(:meth:`Ledger.resend`): the same signed bytes under a new message id, the delivery back to QUEUED
+with its attempt number raised, and the receipts of the new attempt move it as the first one's did.
+The receiving side recognises the new attempt of a document it had rejected by its message id and
+takes it again (:attr:`Arrival.RESENT`); a republished message (same id) stays a redelivery.
+
+Deadlines (:meth:`Ledger.overdue`) follow Decree 30 on the working-day calendar of
+:mod:`vbdt.exchange.deadlines`, counted from when the delivery was sent.
+
 :class:`Ledger` is the interface; :class:`SqliteLedger` the implementation (one file per agency,
 WAL journal). A PostgreSQL ledger would implement the same methods.
 """
@@ -25,7 +34,7 @@ import datetime as dt
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -34,9 +43,11 @@ from pathlib import Path
 from vbdt.edxml.codes import StatusCode
 from vbdt.edxml.model import VIETNAM_TZ
 from vbdt.errors import InvalidTransition, LedgerError, UsageError
-from vbdt.exchange.receipts import TERMINAL, DeliveryState, Event, is_stale, next_state
+from vbdt.exchange.deadlines import DEFAULT_CALENDAR, WorkCalendar
+from vbdt.exchange.receipts import RESENDABLE, TERMINAL, DeliveryState, Event, is_stale, next_state
 
-__all__ = ["Arrival", "Delivered", "FailedMessage", "HistoryEvent", "Incoming", "Ledger", "OutboxEntry", "Overdue", "SentDocument", "SqliteLedger"]
+__all__ = ["Arrival", "Delivered", "FailedMessage", "HistoryEvent", "Incoming", "Ledger", "OutboxEntry", "OutboxRecord", "Overdue",
+           "SentDocument", "SqliteLedger"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,10 @@ class Delivered:
     state: DeliveryState
     reason: str | None
     updated_at: dt.datetime
+    attempt: int = 1
+    """The delivery attempt its state belongs to (1, then one more per :meth:`Ledger.resend`)."""
+    sent_at: dt.datetime | None = None
+    """When the current attempt was recorded for sending (Vietnam time); deadlines count from it."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,31 @@ class Overdue:
     recipient: str
     state: DeliveryState
     why: str
+    deadline: dt.datetime | None = None
+    """The deadline passed (Vietnam time)."""
+    late_by: int = 0
+    """Working days past the deadline (at least 1)."""
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """One outbox row as an operator looks at it (the body left out)."""
+
+    message_id: str
+    document_id: str
+    recipient: str
+    kind: str
+    size: int
+    """Bytes of the message body."""
+    created_at: dt.datetime
+    published_at: dt.datetime | None
+    failed_at: dt.datetime | None
+    failure: str | None
+
+    @property
+    def pending(self) -> bool:
+        """Neither confirmed by the broker nor refused for good: the outbox publishes it again."""
+        return self.published_at is None and self.failed_at is None
 
 
 @dataclass(frozen=True)
@@ -110,6 +150,9 @@ class Arrival(StrEnum):
     """The same signed content again (a redelivery, a re-publish): nothing to do but acknowledge."""
     CONFLICT = "conflict"
     """Other content under a (sender, DocumentId) already received: refused, never dropped silently."""
+    RESENT = "resent"
+    """The same content as a document this agency rejected (02), under a new message id: the
+    sender's new delivery attempt. The stored item is open again (to answer 01, to hand over)."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +232,16 @@ class Ledger(abc.ABC):
         """Apply a verified receipt once; return the new state, or None when it was a repeat or stale."""
 
     @abc.abstractmethod
+    def resend(self, document_id: str, recipients: Sequence[str], message_id: Callable[[str, int], str]) -> list[OutboxEntry]:
+        """A new delivery attempt to each recipient (each in :data:`~vbdt.exchange.receipts.RESENDABLE`):
+        the same signed body under ``message_id(recipient, attempt)``, back to QUEUED; one transaction.
+        :class:`~vbdt.errors.InvalidTransition` (nothing changed) when one of them cannot be resent."""
+
+    @abc.abstractmethod
+    def outbox_records(self, *, pending_only: bool = True) -> list[OutboxRecord]:
+        """Outbox rows, oldest first: those still to publish, or every one (published and failed too)."""
+
+    @abc.abstractmethod
     def request_recall(self, document_id: str, recipients: Sequence[str], reason: str) -> list[str]:
         """Move every open delivery of a document to RECALL_REQUESTED; return those recipients."""
 
@@ -205,8 +258,9 @@ class Ledger(abc.ABC):
         """Every document sent, oldest first."""
 
     @abc.abstractmethod
-    def overdue(self, now: dt.datetime | None = None) -> list[Overdue]:
-        """Deliveries not confirmed by the end of the promulgation day, or not completed by the due date."""
+    def overdue(self, now: dt.datetime | None = None, calendar: WorkCalendar = DEFAULT_CALENDAR) -> list[Overdue]:
+        """Deliveries whose arrival is not confirmed by the end of the next working day after they were
+        sent, or not completed by the end of the document's due date (Decree 30/2020)."""
 
     # -- receiving -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -272,7 +326,8 @@ CREATE TABLE IF NOT EXISTS documents (
     content_digest TEXT);
 CREATE TABLE IF NOT EXISTS deliveries (
     document_id TEXT NOT NULL, recipient TEXT NOT NULL, state TEXT NOT NULL, before_recall TEXT,
-    reason TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (document_id, recipient));
+    reason TEXT, updated_at TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 1, sent_at TEXT,
+    PRIMARY KEY (document_id, recipient));
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY, document_id TEXT NOT NULL, recipient TEXT NOT NULL, event TEXT NOT NULL,
     state TEXT NOT NULL, note TEXT, applied INTEGER NOT NULL, at TEXT NOT NULL);
@@ -292,8 +347,13 @@ CREATE TABLE IF NOT EXISTS answers (
     id INTEGER PRIMARY KEY, sender TEXT NOT NULL, document_id TEXT NOT NULL, kind TEXT NOT NULL, code TEXT NOT NULL,
     note TEXT, staff TEXT, at TEXT NOT NULL);
 """
-# Columns added after the first release: a ledger written by it gains them on opening.
-_ADDED_COLUMNS = {"documents": ("content_digest",), "outbox": ("failed_at", "failure"), "incoming": ("content_digest", "acked_at", "verdict")}
+# Columns added after the first release (name, declaration): a ledger written by it gains them on opening.
+_ADDED_COLUMNS = {
+    "documents": (("content_digest", "TEXT"),),
+    "outbox": (("failed_at", "TEXT"), ("failure", "TEXT")),
+    "incoming": (("content_digest", "TEXT"), ("acked_at", "TEXT"), ("verdict", "TEXT")),
+    "deliveries": (("attempt", "INTEGER NOT NULL DEFAULT 1"), ("sent_at", "TEXT")),
+}
 
 
 _SENT_COLUMNS = "document_id, sender, code, subject, promulgated, due_date, kind, replaces, content_digest"
@@ -324,9 +384,9 @@ class SqliteLedger(Ledger):
             self._db.executescript(_SCHEMA)
             for table, columns in _ADDED_COLUMNS.items():
                 present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                for column in columns:
+                for column, declaration in columns:
                     if column not in present:
-                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: safe against process death
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from None
@@ -373,8 +433,8 @@ class SqliteLedger(Ledger):
             self._outbox(db, entries, now)
             for entry in entries:
                 db.execute(
-                    "INSERT OR IGNORE INTO deliveries (document_id, recipient, state, updated_at) VALUES (?, ?, ?, ?)",
-                    (entry.document_id, entry.recipient, DeliveryState.QUEUED.value, now),
+                    "INSERT OR IGNORE INTO deliveries (document_id, recipient, state, updated_at, sent_at) VALUES (?, ?, ?, ?, ?)",
+                    (entry.document_id, entry.recipient, DeliveryState.QUEUED.value, now, now),
                 )
 
     def _outbox(self, db: sqlite3.Connection, entries: Sequence[OutboxEntry], now: str) -> None:
@@ -463,6 +523,40 @@ class SqliteLedger(Ledger):
             db.execute("INSERT INTO receipts_seen VALUES (?, ?)", (receipt_key, now))
             return result
 
+    def resend(self, document_id: str, recipients: Sequence[str], message_id: Callable[[str, int], str]) -> list[OutboxEntry]:
+        now = _now()
+        entries: list[OutboxEntry] = []
+        with self._tx() as db:
+            for recipient in recipients:
+                row = db.execute("SELECT d.state, d.attempt, o.digest FROM deliveries d JOIN outbox o "
+                                 "ON o.document_id = d.document_id AND o.recipient = d.recipient AND o.kind = 'document' "
+                                 "WHERE d.document_id = ? AND d.recipient = ? ORDER BY o.rowid LIMIT 1",
+                                 (document_id, recipient)).fetchone()
+                if row is None:
+                    raise InvalidTransition(f"no delivery of {document_id} to {recipient} in this ledger")
+                state, attempt = DeliveryState(row[0]), int(row[1] or 1) + 1
+                if state not in RESENDABLE:
+                    raise InvalidTransition(f"{document_id} to {recipient} is {state.value} ({state.label}): only a rejected "
+                                            "or undeliverable delivery is sent again")
+                self._move(db, document_id, recipient, Event.RESENT, f"attempt {attempt}", now)
+                db.execute("UPDATE deliveries SET attempt = ?, sent_at = ?, reason = NULL, before_recall = NULL "
+                           "WHERE document_id = ? AND recipient = ?", (attempt, now, document_id, recipient))
+                body = db.execute("SELECT body FROM bodies WHERE digest = ?", (row[2],)).fetchone()[0]
+                entry = OutboxEntry(message_id(recipient, attempt), document_id, recipient, "document", bytes(body))
+                db.execute("INSERT INTO outbox (message_id, document_id, recipient, kind, digest, created_at) "
+                           "VALUES (?, ?, ?, ?, ?, ?)", (entry.message_id, document_id, recipient, "document", row[2], now))
+                entries.append(entry)
+        return entries
+
+    def outbox_records(self, *, pending_only: bool = True) -> list[OutboxRecord]:
+        where = "WHERE o.published_at IS NULL AND o.failed_at IS NULL " if pending_only else ""
+        rows = self._query("SELECT o.message_id, o.document_id, o.recipient, o.kind, length(b.body), o.created_at, "
+                           "o.published_at, o.failed_at, o.failure FROM outbox o JOIN bodies b USING (digest) "
+                           f"{where}ORDER BY o.rowid")
+        return [OutboxRecord(str(m), str(d), str(r), str(k), int(str(size)), _local(created),
+                             None if published is None else _local(published), None if failed is None else _local(failed),
+                             _opt(failure)) for m, d, r, k, size, created, published, failed, failure in rows]
+
     def request_recall(self, document_id: str, recipients: Sequence[str], reason: str) -> list[str]:
         """Move every open delivery of a document to RECALL_REQUESTED; return those recipients."""
         now = _now()
@@ -476,10 +570,12 @@ class SqliteLedger(Ledger):
         return moved
 
     def deliveries(self, document_id: str) -> list[Delivered]:
-        rows = self._query("SELECT recipient, state, reason, updated_at FROM deliveries WHERE document_id = ? ORDER BY recipient",
-                           (document_id,))
-        return [Delivered(document_id, str(r), DeliveryState(str(s)), _opt(why), _local(at))
-                for r, s, why, at in rows]
+        rows = self._query("SELECT d.recipient, d.state, d.reason, d.updated_at, d.attempt, COALESCE(d.sent_at, doc.created_at) "
+                           "FROM deliveries d LEFT JOIN documents doc USING (document_id) WHERE d.document_id = ? "
+                           "ORDER BY d.recipient", (document_id,))
+        return [Delivered(document_id, str(r), DeliveryState(str(s)), _opt(why), _local(at), int(str(attempt or 1)),
+                          None if sent is None else _local(sent))
+                for r, s, why, at, attempt, sent in rows]
 
     def _sent(self, row: tuple[object, ...]) -> SentDocument:
         d, sender, code, subject, promulgated, due, kind, replaces, digest = row
@@ -495,32 +591,51 @@ class SqliteLedger(Ledger):
         rows = self._query(f"SELECT {_SENT_COLUMNS} FROM documents ORDER BY rowid")
         return [self._sent(r) for r in rows]
 
-    def overdue(self, now: dt.datetime | None = None) -> list[Overdue]:
-        today = (now or dt.datetime.now(VIETNAM_TZ)).astimezone(VIETNAM_TZ).date()
+    def overdue(self, now: dt.datetime | None = None, calendar: WorkCalendar = DEFAULT_CALENDAR) -> list[Overdue]:
+        now = (now or dt.datetime.now(VIETNAM_TZ)).astimezone(VIETNAM_TZ)
         rows = self._query(
-            "SELECT d.document_id, d.recipient, d.state, doc.promulgated, doc.due_date FROM deliveries d "
+            "SELECT d.document_id, d.recipient, d.state, COALESCE(d.sent_at, doc.created_at), doc.due_date FROM deliveries d "
             "JOIN documents doc USING (document_id) ORDER BY doc.rowid, d.recipient"
         )
         out = []
-        for document_id, recipient, state_text, promulgated, due in rows:
+        for document_id, recipient, state_text, sent_at, due in rows:
             state = DeliveryState(str(state_text))
-            if state in (DeliveryState.QUEUED, DeliveryState.SENT) and dt.date.fromisoformat(str(promulgated)) < today:
-                out.append(Overdue(str(document_id), str(recipient), state,
-                                   "chưa xác nhận đã nhận trong ngày ban hành (Nghị định 30/2020)"))
-            elif due and state not in TERMINAL and dt.date.fromisoformat(str(due)) < today:
-                out.append(Overdue(str(document_id), str(recipient), state, f"quá hạn xử lý {due}, chưa hoàn thành"))
+            if state in (DeliveryState.QUEUED, DeliveryState.SENT):
+                deadline = calendar.arrival_deadline(_local(sent_at))
+                if now > deadline:
+                    late = calendar.late_by(deadline, now)
+                    out.append(Overdue(str(document_id), str(recipient), state,
+                                       f"chưa xác nhận đã nhận, hạn {deadline:%d/%m/%Y} (ngày làm việc tiếp theo sau khi gửi, "
+                                       f"Nghị định 30/2020), trễ {late} ngày làm việc", deadline, late))
+                    continue
+            if due and state not in TERMINAL:
+                deadline = calendar.handling_deadline(dt.date.fromisoformat(str(due)))
+                if now > deadline:
+                    late = calendar.late_by(deadline, now)
+                    out.append(Overdue(str(document_id), str(recipient), state,
+                                       f"quá hạn xử lý {deadline:%d/%m/%Y}, chưa hoàn thành, trễ {late} ngày làm việc",
+                                       deadline, late))
         return out
 
     # -- receiving -------------------------------------------------------------------------
     def store_incoming(self, sender: str, document_id: str, kind: str, message_id: str, body: bytes,
                        content_digest: str | None = None, verdict: str | None = None) -> Arrival:
         with self._tx() as db:
-            row = db.execute("SELECT content_digest FROM incoming WHERE sender = ? AND document_id = ? AND kind = ?",
-                             (sender, document_id, kind)).fetchone()
+            row = db.execute("SELECT content_digest, state, message_id FROM incoming WHERE sender = ? AND document_id = ? "
+                             "AND kind = ?", (sender, document_id, kind)).fetchone()
             if row is not None:
                 # A row of a ledger older than the digests cannot be told apart: taken as the same.
                 same = row[0] is None or content_digest is None or row[0] == content_digest
-                return Arrival.REDELIVERY if same else Arrival.CONFLICT
+                if not same:
+                    return Arrival.CONFLICT
+                if row[1] == StatusCode.REJECTED.value and row[2] != message_id:
+                    # rejected here, sent again by its sender as a new attempt: open it again
+                    db.execute("UPDATE incoming SET message_id = ?, state = 'received', receipt_sent = 0, handed = 0, "
+                               "acked_at = NULL, received_at = ?, verdict = COALESCE(?, verdict) "
+                               "WHERE sender = ? AND document_id = ? AND kind = ?",
+                               (message_id, _now(), verdict, sender, document_id, kind))
+                    return Arrival.RESENT
+                return Arrival.REDELIVERY
             digest = self._body(db, body)
             db.execute("INSERT INTO incoming (sender, document_id, kind, message_id, digest, received_at, content_digest, "
                        "verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

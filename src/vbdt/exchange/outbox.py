@@ -23,7 +23,7 @@ from vbdt.exchange.ledger import Ledger, OutboxEntry
 from vbdt.exchange.routing import HEADER_FROM, HEADER_KIND, routing_key
 from vbdt.exchange.transport import Outgoing, Transport
 
-__all__ = ["Outbox", "SendResult", "message_id"]
+__all__ = ["Outbox", "SendResult", "attempt_message_id", "message_id"]
 
 log = logging.getLogger("vbdt.exchange.outbox")
 
@@ -34,6 +34,14 @@ def message_id(kind: str, *parts: str) -> str:
     The same parts give the same id, so a republished outbox entry keeps its id."""
     digest = hashlib.sha256("\x1f".join((kind, *parts)).encode("utf-8", "surrogatepass")).hexdigest()
     return f"vbdt-{kind[:1]}-{digest}"
+
+
+def attempt_message_id(document_id: str, recipient: str, attempt: int) -> str:
+    """The message id of one delivery attempt of a document: the first is the one a send publishes;
+    each later one differs, so the receiver tells a new attempt from a republished message."""
+    if attempt <= 1:
+        return message_id("document", document_id, recipient)
+    return message_id("document", document_id, recipient, f"attempt {attempt}")
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,14 @@ class Outbox:
         """Outbox rows for messages that are not deliveries (status messages), then publish them."""
         self.ledger.record_outgoing(entries)
         return await self.publish(entries, document_id, recipients)
+
+    async def resend(self, document_id: str, recipients: Sequence[str]) -> SendResult:
+        """A new delivery attempt to recipients that rejected the document (02) or had no inbox: the
+        same signed bytes under a new message id (:meth:`Ledger.resend`), recorded, then published.
+
+        :class:`~vbdt.errors.InvalidTransition` when one of them cannot be sent again (nothing is)."""
+        entries = self.ledger.resend(document_id, recipients, lambda recipient, attempt: attempt_message_id(document_id, recipient, attempt))
+        return await self.publish(entries, document_id, [e.recipient for e in entries])
 
     async def flush(self) -> SendResult:
         """Publish every outbox entry the broker has not confirmed yet (after a crash or an outage)."""

@@ -12,11 +12,17 @@ answers; nothing else decides a transition.
        └──refused (the broker will never take it: too large, invalid)──▶ FAILED
     any open state ──13 (we ask to recall)──▶ RECALL_REQUESTED ──15──▶ RECALLED
                                                               └──16──▶ the state it was in before
+    REJECTED, UNDELIVERABLE ──resent (a new delivery attempt)──▶ QUEUED
 
 A receipt that repeats the current state is accepted and changes nothing (receipts can be
 redelivered). A receipt may overtake the broker's confirm: QUEUED takes receipts as SENT does, and
 the late confirm changes nothing. A receipt that would move backwards (an 01 after an 03) is stale: the ledger keeps
 it as history but the state stays. Anything else is an :class:`~vbdt.errors.InvalidTransition`.
+
+A delivery the recipient rejected (02) or that had no inbox can be sent again: RESENT starts a new
+delivery attempt from QUEUED, and the receipts of that attempt move it as the first one's did
+(the ledger numbers the attempts). A completed, recalled or failed delivery is never resent: the
+recipient finished with it, gave it back, or the broker will never take those bytes.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from enum import StrEnum
 from vbdt.edxml.codes import StatusCode
 from vbdt.errors import InvalidTransition
 
-__all__ = ["PROGRESS", "TERMINAL", "TRANSITIONS", "DeliveryState", "Event", "is_stale", "next_state"]
+__all__ = ["PROGRESS", "RESENDABLE", "TERMINAL", "TRANSITIONS", "DeliveryState", "Event", "is_stale", "next_state"]
 
 
 class DeliveryState(StrEnum):
@@ -78,6 +84,8 @@ class Event(StrEnum):
     UNROUTABLE = "unroutable"
     REFUSED = "refused"
     """The broker refused the message for good (:class:`~vbdt.errors.PublishRefused`)."""
+    RESENT = "resent"
+    """The sender starts a new delivery attempt after a rejection (02) or an unroutable publish."""
 
 
 # The forward path; a receipt may skip ahead along it, never go back.
@@ -99,6 +107,8 @@ _BY_CODE = {
 TERMINAL = frozenset({DeliveryState.COMPLETED, DeliveryState.REJECTED, DeliveryState.RECALLED, DeliveryState.UNDELIVERABLE,
                       DeliveryState.FAILED})
 _OPEN = tuple(s for s in PROGRESS if s not in TERMINAL)
+RESENDABLE = frozenset({DeliveryState.REJECTED, DeliveryState.UNDELIVERABLE})
+"""The states a delivery can be sent again from (:attr:`Event.RESENT`)."""
 
 
 def _table() -> dict[tuple[DeliveryState, StatusCode | Event], DeliveryState]:
@@ -112,6 +122,9 @@ def _table() -> dict[tuple[DeliveryState, StatusCode | Event], DeliveryState]:
         (DeliveryState.RECALLED, StatusCode.CHANGE_ACCEPTED): DeliveryState.RECALLED,
         (DeliveryState.RECALL_REQUESTED, StatusCode.RECALL_REQUESTED): DeliveryState.RECALL_REQUESTED,
         (DeliveryState.RECALL_REQUESTED, StatusCode.CHANGE_ACCEPTED): DeliveryState.RECALLED,
+        # A new attempt: the recipient fixed what made it refuse, or its inbox now exists.
+        (DeliveryState.REJECTED, Event.RESENT): DeliveryState.QUEUED,
+        (DeliveryState.UNDELIVERABLE, Event.RESENT): DeliveryState.QUEUED,
     }
     for i, state in enumerate(PROGRESS):
         for code, target in _BY_CODE.items():
