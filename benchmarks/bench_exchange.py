@@ -8,10 +8,17 @@ signed 01 back; the sender verifies the receipt and updates its ledger. Measured
 send until every delivery is ``arrived`` in the sender's ledger; latency per document is from
 its send to its 01 being applied.
 
-Baselines, measured in the same run: raw aio-pika publishing (confirms, persistent) and consuming
-(manual ack) the same document bytes and the same receipt bytes, and ``openssl speed rsa2048`` for
-the two signatures and two verifications each document costs. Their combined cost per document
-gives the throughput "the baselines allow together"; the target (issue 4) is >= 60% of it.
+Then the latency at a fixed load below saturation: ``--paced`` more documents sent at half the
+throughput just measured (open loop, one every 2/throughput seconds), p50 and p99 from send to 01
+applied.
+
+Baselines, measured in the same run: the naive pipeline of issue 13 (``naive_pipeline.py``: signxml
+sign, aio-pika publish to a quorum queue with confirms, consume, signxml verify, a signed receipt
+back, verified) with the same document, keys and broker, reported as ``vbdt_over_naive`` (target
+>= 1.0 with one worker); raw aio-pika publishing (confirms, persistent) and consuming (manual ack)
+the same document bytes and the same receipt bytes, and ``openssl speed rsa2048`` for the two
+signatures and two verifications each document costs. Their combined cost per document gives the
+throughput "the baselines allow together" (target, issue 4: >= 60% of it).
 Prints one JSON object. Needs rabbitmqctl on this host (a vhost is provisioned and deleted).
 """
 
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import os
 import platform
@@ -32,14 +40,16 @@ from pathlib import Path
 import aio_pika
 from _inputs import ROOT  # noqa: F401 - puts src/ on the path
 from bench_sign_verify import openssl_speed
+from naive_pipeline import NaiveKeys, naive_pipeline
 
 from vbdt.cli.demo import compose
 from vbdt.directory.agencies import Directory
 from vbdt.edxml.codes import StatusCode
-from vbdt.edxml.model import StatusMessage
+from vbdt.edxml.model import VIETNAM_TZ, ResponseFor, StatusMessage
 from vbdt.edxml.resources import example_directory_path
+from vbdt.edxml.writer import write
 from vbdt.exchange.amqp import AmqpTransport
-from vbdt.exchange.broker import delete_vhost, provision
+from vbdt.exchange.broker import deprovision, provision
 from vbdt.exchange.client import Agency
 from vbdt.exchange.ledger import SqliteLedger
 from vbdt.trust.pki import TestPki
@@ -70,7 +80,7 @@ async def raw_amqp(url: str, body: bytes, n: int) -> float:
     return elapsed / n
 
 
-async def run(url: str, n: int, tmp: Path, concurrency: int = 16) -> dict[str, object]:
+async def run(url: str, n: int, tmp: Path, concurrency: int = 16, paced: int = 100) -> dict[str, object]:
     directory = Directory.load(example_directory_path())
     pki = TestPki.create([(H14, "UBND Tinh Cao Bang"), (C1, "UBND Phuong Thuc Phan")])
     pki.write(tmp / "pki")
@@ -78,7 +88,7 @@ async def run(url: str, n: int, tmp: Path, concurrency: int = 16) -> dict[str, o
     from yarl import URL
 
     parsed = URL(url)
-    urls = provision([H14, C1], vhost=vhost, host=parsed.host or "127.0.0.1", port=parsed.port or 5672)
+    urls = provision([H14, C1], vhost=vhost, host=parsed.host or "127.0.0.1", port=parsed.port or 5672).urls
     applied: dict[str, float] = {}
 
     def on_receipt(status: StatusMessage) -> None:
@@ -114,6 +124,23 @@ async def run(url: str, n: int, tmp: Path, concurrency: int = 16) -> dict[str, o
     while len(applied) < n:
         await asyncio.sleep(0.005)
     elapsed = time.perf_counter() - start
+    saturated = dict(sent_at)
+
+    # the same pipeline at half the throughput just measured: open loop, one send every 1/rate s
+    rate = 0.5 * n / elapsed
+    more = [compose(directory, H14, [C1], number=str(i), notation="UBND-VP", type_name="Công văn",
+                    subject=f"Văn bản đo độ trễ số {i}", issued=date.today()) for i in range(n + 1, n + paced + 1)]
+    paced_start = time.perf_counter()
+
+    async def send_at(i: int, doc) -> None:  # type: ignore[no-untyped-def]
+        await asyncio.sleep(max(0.0, paced_start + i / rate - time.perf_counter()))
+        sent_at[str(doc.document_id)] = time.perf_counter()
+        await sender.send(doc)
+
+    await asyncio.gather(*(send_at(i, doc) for i, doc in enumerate(more)))
+    while len(applied) < n + paced:
+        await asyncio.sleep(0.005)
+    paced_latencies = sorted((applied[str(d.document_id)] - sent_at[str(d.document_id)]) * 1000 for d in more)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -123,10 +150,20 @@ async def run(url: str, n: int, tmp: Path, concurrency: int = 16) -> dict[str, o
     receipt_bytes = receiver.ledger._query("SELECT b.body FROM outbox o JOIN bodies b USING (digest) WHERE o.kind='status' LIMIT 1")[0][0]
     await sender.transport.close()
     await receiver.transport.close()
-    latencies = sorted((applied[d] - sent_at[d]) * 1000 for d in sent_at)
+    latencies = sorted((applied[d] - saturated[d]) * 1000 for d in saturated)
+    # the naive pipeline, same broker, keys and document, in the same minute
+    ca_pem = (tmp / "pki" / "ca.pem").read_bytes()
+    receipt = write(StatusMessage(
+        sender=directory.organization(C1), status_code=StatusCode.ARRIVED,
+        timestamp=dt.datetime.now(VIETNAM_TZ).replace(microsecond=0),
+        response_for=ResponseFor(organ_id=H14, code=documents[0].code, promulgation_date=documents[0].promulgation.date,
+                                 document_id=documents[0].document_id)))
+    naive = await naive_pipeline(f"{url.rstrip('/')}/{vhost}", write(documents[0]), receipt,
+                                 NaiveKeys.of(pki.agencies[H14], ca_pem), NaiveKeys.of(pki.agencies[C1], ca_pem),
+                                 str(tmp / "pki" / "ca.pem"), n, concurrency)
     raw_doc = await raw_amqp(f"{url.rstrip('/')}/{vhost}", bytes(doc_bytes), n)  # type: ignore[arg-type]
     raw_receipt = await raw_amqp(f"{url.rstrip('/')}/{vhost}", bytes(receipt_bytes), n)  # type: ignore[arg-type]
-    delete_vhost(vhost)
+    deprovision(vhost)
     rsa = openssl_speed() or {"rsa2048_sign_ms": 0.0, "rsa2048_verify_ms": 0.0}
     baseline_ms = (raw_doc + raw_receipt) * 1000 + 2 * (rsa["rsa2048_sign_ms"] + rsa["rsa2048_verify_ms"])
     ours_ms = elapsed * 1000 / n
@@ -138,6 +175,12 @@ async def run(url: str, n: int, tmp: Path, concurrency: int = 16) -> dict[str, o
         "vbdt_docs_per_s": round(n / elapsed, 1),
         "vbdt_ms_per_doc": round(ours_ms, 3),
         "latency_ms": {"p50": round(statistics.median(latencies), 2), "p99": round(latencies[int(0.99 * (n - 1))], 2)},
+        "latency_at_half_load_ms": {"documents_per_s": round(rate, 1), "documents": paced,
+                                    "p50": round(statistics.median(paced_latencies), 2),
+                                    "p99": round(paced_latencies[int(0.99 * (paced - 1))], 2)},
+        "naive": {"docs_per_s": round(naive["docs_per_s"], 1), "latency_ms": {"p50": round(naive["p50_ms"], 2),
+                                                                             "p99": round(naive["p99_ms"], 2)}},
+        "vbdt_over_naive": round((n / elapsed) / naive["docs_per_s"], 3),
         "baseline": {"raw_aiopika_doc_ms": round(raw_doc * 1000, 3), "raw_aiopika_receipt_ms": round(raw_receipt * 1000, 3),
                      "openssl": rsa, "ms_per_doc": round(baseline_ms, 3), "docs_per_s": round(1000 / baseline_ms, 1)},
         "fraction_of_baseline": round(baseline_ms / ours_ms, 3),
@@ -148,14 +191,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16, help="Sends in flight at once.")
+    parser.add_argument("--paced", type=int, default=100, help="Documents sent at half the measured throughput.")
     parser.add_argument("--url", default=os.environ.get("VBDT_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        result = asyncio.run(run(args.url, args.documents, Path(tmp), args.concurrency))
+        result = asyncio.run(run(args.url, args.documents, Path(tmp), args.concurrency, args.paced))
     print(json.dumps({
-        "benchmark": "end-to-end exchange over RabbitMQ vs raw aio-pika + openssl speed",
+        "benchmark": "end-to-end exchange over RabbitMQ vs the naive pipeline, raw aio-pika + openssl speed",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "target": {"fraction_of_baseline": 0.6},
+        "target": {"fraction_of_baseline": 0.6, "vbdt_over_naive": 1.0},
         **result,
     }, indent=2))
 

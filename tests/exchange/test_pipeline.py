@@ -9,7 +9,11 @@ import pytest
 import vbdt
 from conftest import G22, H14, H54, H54_DISTRICT, Network, drain_dead_letters
 from vbdt.cli.demo import compose
+from vbdt.edxml import building, xmlparse
+from vbdt.edxml.findings import Finding
 from vbdt.edxml.xmlparse import Limits
+from vbdt.errors import MessageRejected
+from vbdt.exchange.pipeline import Admitted, admit, signed_digest
 from vbdt.exchange.receipts import DeliveryState
 from vbdt.exchange.routing import HEADER_KIND, HEADER_REASON, routing_key
 from vbdt.exchange.transport import Outgoing
@@ -119,3 +123,80 @@ async def test_oversized_message(network: Network) -> None:
         admit(b"<x/>" * 1000, me=H54_DISTRICT, publisher=H54, trust=receiver.trust, directory=network.directory,
               limits=Limits(max_bytes=1000))
     assert sender.organ_id == H54
+
+
+# -- one parse per message (issue 13) -------------------------------------------------------------
+
+
+@pytest.fixture
+def world(exchange_pki, example_directory: vbdt.Directory) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    pki, folder = exchange_pki
+    document = compose(example_directory, H54, [H54_DISTRICT], number="78", notation="UBND-VP", type_name="Công văn",
+                       subject="Về việc kiểm thử", issued=date.today())
+    return {"pki": pki, "trust": folder / "ca.pem", "directory": example_directory,
+            "signed": vbdt.pack(document, pki.agencies[H54], person=pki.signer, seal=pki.agencies[H54]), "document": document}
+
+
+def _admit(world: dict[str, object], body: bytes) -> Admitted:
+    return admit(body, me=H54_DISTRICT, publisher=H54, trust=world["trust"], directory=world["directory"])  # type: ignore[arg-type]
+
+
+def test_admit_parses_the_body_once_and_builds_the_model_once(world: dict[str, object],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    parses: list[int] = []
+    builds: list[int] = []
+    real_build = xmlparse._build
+
+    def counted_parse(data: bytes, limits: Limits) -> object:
+        parses.append(len(data))
+        return real_build(data, limits)
+
+    class CountedWalker(building.Walker):
+        def __init__(self, known: list[Finding]) -> None:
+            builds.append(1)
+            super().__init__(known)
+
+    monkeypatch.setattr(xmlparse, "_build", counted_parse)
+    monkeypatch.setattr(building, "Walker", CountedWalker)
+    body: bytes = world["signed"]  # type: ignore[assignment]
+    admitted = _admit(world, body)
+    assert (len(parses), len(builds)) == (1, 1)
+    # what was admitted is what was signed (the PDF signed by pack), with the digest the bytes give
+    document: vbdt.Document = world["document"]  # type: ignore[assignment]
+    assert admitted.package.document_id == document.document_id and admitted.sender == H54
+    assert admitted.digest == signed_digest(body)
+    assert admitted.unpacked.pdfs and all(v.original_valid for v in admitted.unpacked.pdfs.values())
+    # the same bytes through the two-parse public path give the same verdict
+    opened = vbdt.unpack(body, trust=world["trust"], directory=world["directory"])  # type: ignore[arg-type]
+    assert opened.package == admitted.package and opened.verified.verdict.chain == admitted.unpacked.verified.verdict.chain
+
+
+def test_a_package_both_invalid_and_tampered_is_refused_at_validation(world: dict[str, object]) -> None:
+    # the signature is checked before the model is built, but its failure is told after validation's
+    body: bytes = world["signed"]  # type: ignore[assignment]
+    other = body.replace(f"<edXML:DocumentId>{H54},".encode(), f"<edXML:DocumentId>{G22},".encode(), 1)
+    assert other != body
+    with pytest.raises(MessageRejected) as info:
+        _admit(world, other)
+    assert info.value.stage == "validate" and "EDX111" in info.value.reason and info.value.sender is None
+    with pytest.raises(MessageRejected) as info:
+        _admit(world, _tampered(body))
+    assert info.value.stage == "verify" and info.value.sender is None
+    assert _admit(world, body).sender == H54
+
+
+def test_a_broken_pdf_under_a_good_envelope_is_answered_without_a_second_parse(
+        world: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    document: vbdt.Document = world["document"]  # type: ignore[assignment]
+    pdf = document.attachments[0].read()
+    broken = document.model_copy(update={"attachments": [
+        vbdt.Attachment.from_bytes("hong.pdf", pdf[: len(pdf) // 2], content_id="cid:1")]})
+    body = vbdt.sign(broken, world["pki"].agencies[H54])  # type: ignore[attr-defined]
+    parses: list[int] = []
+    real_build = xmlparse._build
+    monkeypatch.setattr(xmlparse, "_build", lambda data, limits: parses.append(1) or real_build(data, limits))
+    with pytest.raises(MessageRejected) as info:
+        _admit(world, body)
+    # the envelope verified: the refusal names what to answer, learnt from the one parse
+    assert info.value.stage == "verify" and info.value.sender == H54 and info.value.document_id == document.document_id
+    assert "hong.pdf" in info.value.reason and parses == [1]

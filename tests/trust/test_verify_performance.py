@@ -219,3 +219,29 @@ def test_the_backend_checks_with_the_chosen_leaf_only(pki, directive: vbdt.Docum
     with pytest.raises(SignatureInvalid):
         dsig_backend.check(signature, keys.agencies[H14].certificate, legacy_sha1=False)
     dsig_backend.check(signature, keys.agencies[H54].certificate, legacy_sha1=False)
+
+
+def test_check_signature_then_bind_package_is_verify_tree(pki, directive: vbdt.Document) -> None:  # type: ignore[no-untyped-def]
+    # the receiving pipeline's order: the signature checked on the validated tree, then the model
+    # built from that tree, then the binding
+    from vbdt.edxml.reader import build_package
+    from vbdt.trust.xmldsig import bind_package, check_profile, check_signature
+
+    keys, folder = pki
+    signed = sign(directive, keys.agencies[H14])
+    tree = parse_xml(signed)
+    assert check_profile(tree.getroot()) is tree.getroot().find(f".//{{{DS_NS}}}Signature")
+    before = etree.tostring(tree)
+    check = check_signature(tree, trust=folder / "ca.pem")
+    assert etree.tostring(tree) == before  # left as it was: the model is built from it next
+    package = build_package(tree, []).package
+    assert package is not None
+    directory = vbdt.Directory.load(vbdt.edxml.resources.example_directory_path())
+    verified = bind_package(check, package, directory=directory)
+    whole = verify_tree(parse_xml(signed), trust=folder / "ca.pem", directory=directory)
+    fields = ("package", "agency", "signer", "certificate", "chain", "binding", "signature_algorithm", "signing_time")
+    assert [getattr(verified, f) for f in fields] == [getattr(whole, f) for f in fields]
+    assert verified.agency == H14 and verified.package == directive
+    other = directive.model_copy(update={"sender": directory.organization(H54)})
+    with pytest.raises(SignerMismatch):
+        bind_package(check, other)

@@ -46,7 +46,7 @@ from vbdt.errors import (
 from vbdt.trust.chain import TrustStore
 from vbdt.trust.packaging import is_pdf
 from vbdt.trust.pades import is_signed_pdf, verify_pdf
-from vbdt.trust.xmldsig import _check_profile, verify  # the profile verify() checks first, run alone without --trust
+from vbdt.trust.xmldsig import check_profile, verify  # the profile verify() checks first, run alone without --trust
 
 __all__ = [
     "CHECKS",
@@ -459,7 +459,7 @@ def _signature(data: bytes, root: etree._Element, out: _Collector, *, lenient: b
     """The profile on the tree as sent; with trust anchors, the value, the chain and the binding."""
     path, line = _signature_place(root)
     try:
-        _check_profile(root, legacy_sha1=lenient)
+        check_profile(root, legacy_sha1=lenient)
     except SignatureProfileError as exc:
         out.add(CheckFinding.of("SIG-PROFILE", Severity.ERROR, str(exc), path, line))
     if trust is None:

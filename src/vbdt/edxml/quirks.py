@@ -8,6 +8,8 @@ The finding is a warning when reading leniently and an error when reading strict
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,10 +27,9 @@ from vbdt.edxml.xmlparse import EDXML_NS
 
 __all__ = ["repair_quirks"]
 
-_EMPTY = etree.XPath("//*[not(node()) and not(@*)]")
 _DATE_TAGS = tuple(f"{{{EDXML_NS}}}{name}" for name in ("PromulgationDate", "DueDate", "Timestamp"))
 _ORGAN_ID_TAG = f"{{{EDXML_NS}}}OrganId"
-_EDXML_PREFIX = f"{{{EDXML_NS}}}"
+_EDXML_ANY = f"{{{EDXML_NS}}}*"
 
 # Optional elements that some senders write empty; an empty one says nothing and is dropped. (An
 # empty SignerInfo, StaffInfo, OtherInfo or BussinessDocumentInfo is valid as it is and kept, and
@@ -79,9 +80,9 @@ def repair_quirks(tree: etree._ElementTree, *, lenient: bool) -> list[Finding]:
     if message is None:
         return report.findings
     is_status = message.find(q("StatusCode")) is not None
-    empty = _EMPTY(root)
-    assert isinstance(empty, list)
-    _empty_elements(report, [e for e in empty if isinstance(e, etree._Element) and e.tag.startswith(_EDXML_PREFIX)])
+    # no text, no child (a comment is one), no attribute: what //*[not(node()) and not(@*)] finds,
+    # for the edXML elements only, which lxml filters in C
+    _empty_elements(report, [e for e in root.iter(_EDXML_ANY) if e.text is None and not len(e) and not e.attrib])
     _organ_ids(report, list(root.iter(_ORGAN_ID_TAG)))
     _trace_list(report, header, is_status)
     _response_for_code(report, message)
@@ -238,13 +239,13 @@ def _content_ids(report: _Report, root: etree._Element) -> None:
 
 def _reorder(report: _Report, parent: etree._Element, order: Sequence[str]) -> None:
     """EDX902: children out of the standard order are put back in it (when all are known)."""
-    rank = {name: i for i, name in enumerate(order)}
+    rank = _ranks(order)
     children = [c for c in parent if isinstance(c.tag, str)]
-    names = [etree.QName(c).localname for c in children]
-    if not all(n in rank for n in names):
+    names = [_local(c.tag) for c in children]
+    ranks = [rank.get(n, -1) for n in names]
+    if -1 in ranks:
         return  # an unknown element: the schema says what it is
-    ranks = [rank[n] for n in names]
-    if ranks == sorted(ranks):
+    if all(a <= b for a, b in itertools.pairwise(ranks)):
         return
     first = next(i for i in range(1, len(ranks)) if ranks[i] < ranks[i - 1])
     report.note(
@@ -253,8 +254,18 @@ def _reorder(report: _Report, parent: etree._Element, order: Sequence[str]) -> N
         f"the standard order is {', '.join(order)}",
         children[first],
     )
-    for child in sorted(children, key=lambda c: rank[etree.QName(c).localname]):
+    for child in sorted(children, key=lambda c: rank[_local(c.tag)]):
         parent.append(child)  # moves the element, keeping its sourceline
+
+
+@functools.cache
+def _ranks(order: Sequence[str]) -> dict[str, int]:
+    return {name: i for i, name in enumerate(order)}
+
+
+def _local(tag: str) -> str:
+    """The local name of a Clark-notation tag (what ``etree.QName(tag).localname`` says, without the object)."""
+    return tag[tag.find("}") + 1 :]
 
 
 def _attachment_order(report: _Report, root: etree._Element) -> None:

@@ -28,12 +28,15 @@ _PLACEHOLDER_SIGNATURE_PREFIX = "GbVb8n9+qFxz466Ag0sbpVdLPs2R0+9JBekp12Uy"
 _MISNAMED_C14N = frozenset({"http://www.w3.org/TR/xml-exc-c14n#", "http://www.w3.org/TR/xml-exc-c14n/"})
 
 
+_LEGACY_NAMES = tuple(f"{{*}}{name}" for name in (
+    "SignatureMethod", "DigestMethod", "CanonicalizationMethod", "Transform", "X509Certificate"))
+
+
 def signature_findings(header: etree._Element, severity: Severity) -> list[Finding]:
     """EDX901, EDX904-EDX908 for the signatures in ``edXMLHeader``; unusable ones are removed."""
     findings: list[Finding] = []
-    for child in list(header):
-        if not isinstance(child.tag, str):
-            continue
+    # only these two names concern us (lxml filters in C); a list: removing ends a live iteration
+    for child in list(header.iterchildren("{*}DigitalSignature", "{*}Signature")):
         name, namespace = etree.QName(child).localname, etree.QName(child).namespace
         if name == "DigitalSignature" and len(child) == 0 and not element_text(child).strip():
             findings.append(_finding("EDX908", severity, "empty DigitalSignature element ignored (no signature)", child))
@@ -67,9 +70,9 @@ def _finding(code: str, severity: Severity, message: str, element: etree._Elemen
 
 
 def _is_placeholder(signature: etree._Element) -> bool:
-    for element in signature.iter():
-        if not isinstance(element.tag, str):
-            continue
+    # lxml filters the two names in C, whatever their namespace: the certificates' long texts
+    # are never read
+    for element in signature.iter("{*}DigestValue", "{*}SignatureValue"):
         name = etree.QName(element).localname
         text = "".join(element_text(element).split())
         if name == "DigestValue" and text in SDK_PLACEHOLDER_DIGESTS:
@@ -82,9 +85,7 @@ def _is_placeholder(signature: etree._Element) -> bool:
 def _legacy_details(signature: etree._Element, severity: Severity) -> list[Finding]:
     """What else is wrong with a misplaced signature: weak algorithms, a broken certificate."""
     out = []
-    for element in signature.iter():
-        if not isinstance(element.tag, str):
-            continue
+    for element in signature.iter(*_LEGACY_NAMES):  # filtered in C, in document order
         name = etree.QName(element).localname
         algorithm = element.get("Algorithm", "")
         if name in ("SignatureMethod", "DigestMethod") and algorithm.endswith(("sha1", "#rsa-sha1", "#dsa-sha1")):

@@ -18,6 +18,8 @@ from datetime import date
 from pathlib import Path
 from typing import IO
 
+from lxml import etree
+
 from vbdt.edxml.findings import Finding, Severity
 from vbdt.edxml.model import Document, Package
 from vbdt.edxml.reader import build_package, is_status_message, parse_tree, repair_quirks
@@ -27,7 +29,7 @@ from vbdt.edxml.writer import to_tree
 from vbdt.edxml.xmlparse import DEFAULT_LIMITS, Limits, load_bytes
 from vbdt.errors import ValidationError
 
-__all__ = ["Source", "ValidationReport", "check", "read", "read_lenient", "validate"]
+__all__ = ["Source", "ValidationReport", "check", "check_tree", "read", "read_lenient", "report_tree", "validate"]
 
 Source = bytes | bytearray | memoryview | str | Path | IO[bytes]
 """Where a document comes from: its bytes, a path, or a binary file object."""
@@ -105,9 +107,41 @@ def validate(
     data = load_bytes(source, limits)
     tree, findings = parse_tree(data, limits, lenient=lenient)
     del data  # the tree holds the content now; do not keep a second copy of a large package
-    findings += repair_quirks(tree, lenient=lenient)
+    findings += check_tree(tree, lenient=lenient)
+    return report_tree(tree, findings, lenient=lenient, directory=directory, limits=limits, today=today,
+                       source=_name(source))
+
+
+def check_tree(tree: etree._ElementTree, *, lenient: bool = False) -> list[Finding]:
+    """The first half of :func:`validate` on a tree from :func:`vbdt.edxml.reader.parse_tree`: the
+    known deviations repaired in place (errors when strict, warnings when lenient), then the schema.
+
+    No model is built, so the tree keeps every text: a strict check that finds nothing has changed
+    nothing (each repair is reported), and the signature can be checked on this very tree before
+    :func:`report_tree` builds the model from it.
+    """
+    findings = repair_quirks(tree, lenient=lenient)
     kind = SchemaKind.STATUS if is_status_message(tree) else SchemaKind.DOCUMENT
-    findings += schema_findings(tree, kind)
+    return findings + schema_findings(tree, kind)
+
+
+def report_tree(
+    tree: etree._ElementTree,
+    findings: list[Finding],
+    *,
+    lenient: bool = False,
+    directory: Container[str] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    today: date | None = None,
+    source: str | None = None,
+) -> ValidationReport:
+    """The second half of :func:`validate`: the model built from a checked tree (:func:`check_tree`,
+    whose ``findings`` are given so none is reported twice), then the business rules.
+
+    The tree is consumed: building moves each attachment's base64 text out of it.
+    Raises :class:`~vbdt.errors.TooManyAttachments` past ``limits.max_attachments``.
+    """
+    findings = list(findings)
     built = build_package(tree, findings, limits=limits)
     findings += built.findings
     if built.package is not None:
@@ -120,7 +154,7 @@ def validate(
                 Finding(finding.code, finding.severity, finding.message, finding.path, line)
             )
     findings.sort(key=lambda f: (f.line or 0))
-    return ValidationReport(built.package, findings, _name(source))
+    return ValidationReport(built.package, findings, source)
 
 
 def _nearest_line(path: str, lines: dict[str, int]) -> int | None:

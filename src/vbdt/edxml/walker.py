@@ -64,12 +64,14 @@ class Walker:
     # -- navigation
 
     def _children(self, parent: etree._Element) -> dict[str, list[etree._Element]]:
-        found = self._kids.get(parent)
-        if found is None:
-            found = {}
-            for child in parent:
-                found.setdefault(child.tag, []).append(child)
-            self._kids[parent] = found
+        try:
+            return self._kids[parent]
+        except KeyError:
+            pass
+        found: dict[str, list[etree._Element]] = {}
+        for child in parent:
+            found.setdefault(child.tag, []).append(child)
+        self._kids[parent] = found
         return found
 
     def at(self, element: etree._Element, path: str) -> str:
@@ -83,7 +85,12 @@ class Walker:
         found = self._children(parent).get(q(name))
         if not found:
             return None
-        return found[0], self.at(found[0], f"{path}/{name}")
+        element = found[0]
+        where = f"{path}/{name}"
+        line = element.sourceline
+        if line:
+            self.lines[where] = line
+        return element, where
 
     def need(self, parent: etree._Element, name: str, path: str) -> Found:
         """The first child ``name``; a missing one makes the part unusable."""

@@ -12,7 +12,9 @@ Three guarantees, each from the parser itself rather than from a look at the byt
 - **The tree is bounded while it is built.** The bytes are fed to a pull parser in chunks; nodes
   and attributes are counted as they come and the parse stops past ``Limits.max_elements`` or
   ``Limits.max_attributes`` (:class:`~vbdt.errors.DocumentTooComplex`), so a bomb of ``<a/>``
-  costs what the limits allow, not 30 times its size. Size and depth are bounded too.
+  costs what the limits allow, not 30 times its size. Size and depth are bounded too. A document
+  shorter (in bytes) than both node limits, with no DOCTYPE, cannot pass them: it is parsed in
+  one call, with no event per node.
 
 Documents are read as UTF-8 (edXML's encoding); UTF-16, UTF-32 and the single-byte Latin and
 Windows code pages are transcoded to UTF-8 first, so every byte check here sees ``<`` and ``=``
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -180,7 +183,42 @@ def _transcode(data: bytes, codec: str) -> bytes:
         raise MalformedXml(f"not valid {codec}: {exc.reason}") from None
 
 
+_local = threading.local()
+
+
+def _whole_parser() -> etree.XMLParser:
+    """The parser of the fast path: the options of :func:`_parser` without events, one per thread
+    (an lxml parser must not be shared between threads; a new one per call costs more than a
+    status message's whole parse)."""
+    parser: etree.XMLParser | None = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = etree.XMLParser(
+            encoding="UTF-8", resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+            attribute_defaults=False, huge_tree=True, remove_blank_text=False,
+        )  # fmt: skip
+        parser.resolvers.add(_RefuseAll())
+    return parser
+
+
 def _build(data: bytes, limits: Limits) -> etree._Element:
+    """The tree of ``data``: in one call when the bytes alone prove it within the limits, else
+    fed in chunks, refusing a DOCTYPE and counting nodes as the tree grows.
+
+    Every element, comment and processing instruction starts with a ``<`` and every attribute
+    and namespace declaration has a ``=``, so a document of fewer bytes than both limits cannot
+    exceed either: without a DOCTYPE anywhere it is parsed whole, with no event per node (most
+    of the cost of a status message's parse). A document that fails there is parsed again the
+    counted way, so that every refusal is the one (and says what) the counted parse says.
+    """
+    if len(data) <= min(limits.max_elements, limits.max_attributes) and data.find(_DOCTYPE) < 0:
+        try:
+            return etree.fromstring(data, _whole_parser())
+        except (etree.XMLSyntaxError, _ExternalRefused):
+            pass
+    return _build_counted(data, limits)
+
+
+def _build_counted(data: bytes, limits: Limits) -> etree._Element:
     """Feed the bytes in chunks, refusing a DOCTYPE and counting nodes as the tree grows."""
     parser = _parser()
     budget = _Budget(limits)
@@ -306,11 +344,21 @@ def _check_root(root: etree._Element) -> None:
     )
 
 
+def _depth_probe(max_depth: int) -> etree.XPath:
+    """The compiled probe for elements deeper than ``max_depth``, one per thread and depth."""
+    probes: dict[int, etree.XPath] | None = getattr(_local, "probes", None)
+    if probes is None:
+        probes = _local.probes = {}
+    probe = probes.get(max_depth)
+    if probe is None:
+        probe = probes[max_depth] = etree.XPath("count(/*" + "/*" * max_depth + ")")
+    return probe
+
+
 def _check_depth(root: etree._Element, max_depth: int) -> None:
-    # One XPath in C instead of walking the tree in Python.
-    probe = "count(/*" + "/*" * max_depth + ")"
+    # One XPath in C instead of walking the tree in Python, compiled once.
     try:
-        too_deep = root.xpath(probe)
+        too_deep = _depth_probe(max_depth)(root)
     except etree.XPathError as exc:  # pragma: no cover - defensive
         raise XmlError(f"cannot inspect document depth: {exc}") from None
     if too_deep:

@@ -6,6 +6,12 @@ signed content) or raises :class:`~vbdt.errors.MessageRejected` with the stage a
 It is total: whatever the format and trust layers raise on hostile bytes, a bug included, comes
 out as a ``MessageRejected`` (a bug is also logged at ERROR with its traceback, for the developers).
 
+One parse per message: the body is parsed once; that tree is repaired-checked and validated
+against the schema, its signature checked (:func:`vbdt.trust.xmldsig.check_signature`, before the
+model is built, since building moves the attachments' text out of the tree), the model built from
+it once, the rules run, and the model bound to the signer. Refusals keep the order of the stages:
+a package both invalid and badly signed is refused at ``validate``.
+
 A rejection names the sender and the DocumentId to answer (with a 02) only when the signature
 was verified: nothing a peer did not sign is ever used to address an answer.
 
@@ -28,12 +34,13 @@ from lxml import etree
 from vbdt.directory.agencies import Directory
 from vbdt.edxml.codes import BusinessDocType, StatusCode
 from vbdt.edxml.model import Document, Package, StatusMessage
+from vbdt.edxml.reader import parse_tree
 from vbdt.edxml.rules import parse_document_id
-from vbdt.edxml.validation import validate
+from vbdt.edxml.validation import check_tree, report_tree
 from vbdt.edxml.xmlparse import DEFAULT_LIMITS, DS_NS, EDXML_NS, Limits
 from vbdt.errors import MessageRejected, PdfSignatureError, VbdtError, XmlError
-from vbdt.trust.packaging import PdfPolicy, Unpacked, unpack
-from vbdt.trust.xmldsig import Verified, verify
+from vbdt.trust.packaging import PdfPolicy, Unpacked, check_pdfs, unpack
+from vbdt.trust.xmldsig import SignatureCheck, Verified, bind_package, check_signature, verify
 
 __all__ = ["Admitted", "admit", "concerned_documents", "package_kind", "reply_target", "signed_digest"]
 
@@ -119,18 +126,44 @@ def _admit(body: bytes, stage: _Stage, *, me: str, publisher: str | None, trust:
            pdf_policy: PdfPolicy, legacy_sha1: bool, check_publisher: bool, limits: Limits) -> Admitted:
     if len(body) > limits.max_bytes:
         raise MessageRejected(f"{len(body):,} bytes is over the {limits.max_bytes:,}-byte limit", stage="parse")
+    # One parse: the tree that is validated is the tree whose signature is checked and from which
+    # the model is built, once.
     try:
-        report = validate(body, directory=directory, limits=limits)
+        tree, findings = parse_tree(body, limits, lenient=False)
+        findings += check_tree(tree, lenient=False)
     except XmlError as exc:
         raise MessageRejected(f"not a readable edXML package: {exc}", stage="parse") from None
     stage.name = "validate"
+    # Strict, a check that found nothing changed nothing: the tree is the bytes as signed. The
+    # signature is checked before the model is built (building moves the attachments' text out),
+    # and its failure is told after validation's, in the order of the stages.
+    check: SignatureCheck | VbdtError | None = None
+    if not findings:
+        try:
+            check = check_signature(tree, trust=trust, legacy_sha1=legacy_sha1, limits=limits)
+        except VbdtError as exc:
+            check = exc
+    digest = _tree_digest(tree) if isinstance(check, SignatureCheck) else None
+    try:
+        report = report_tree(tree, findings, directory=directory, limits=limits)
+    except XmlError as exc:
+        raise MessageRejected(f"not a readable edXML package: {exc}", stage="parse") from None
+    del tree
     if not report.valid:
         first = report.errors[0]
         more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
         raise MessageRejected(f"invalid package: {first.one_line()}{more}", stage="validate")
     stage.name = "verify"
-    unpacked = _unpack(body, trust=trust, directory=directory, legacy_sha1=legacy_sha1, pdf_policy=pdf_policy,
-                       limits=limits)
+    assert report.package is not None
+    if isinstance(check, VbdtError):
+        raise MessageRejected(str(check), stage="verify")  # the envelope: nothing is authenticated
+    if check is None:  # a warning changed the tree (none does when strict): verify the bytes as sent
+        unpacked = _unpack(body, trust=trust, directory=directory, legacy_sha1=legacy_sha1, pdf_policy=pdf_policy,
+                           limits=limits)
+        digest = signed_digest(body)
+    else:
+        unpacked = _check_pdfs(check, report.package, trust=trust, directory=directory, pdf_policy=pdf_policy,
+                               limits=limits)
     package = unpacked.package
     sender = str(package.sender.organ_id)
     stage.name = "publisher"
@@ -166,7 +199,7 @@ def _admit(body: bytes, stage: _Stage, *, me: str, publisher: str | None, trust:
         if issuer != sender:
             raise refuse(f"only the issuer of {concerned} may recall, revoke, update or replace it; {sender} is not", "owner")
     stage.name = "digest"
-    return Admitted(unpacked, sender, package_kind(package), document_id, signed_digest(body))
+    return Admitted(unpacked, sender, package_kind(package), document_id, digest or signed_digest(body))
 
 
 def _answerable(package: Package) -> bool:
@@ -176,6 +209,27 @@ def _answerable(package: Package) -> bool:
 
 def _answered_id(package: Package) -> str | None:
     return package.document_id if isinstance(package, Document) else package.response_for.document_id
+
+
+def _check_pdfs(check: SignatureCheck, package: Package, *, trust: str | Path, directory: Directory | None,
+                pdf_policy: PdfPolicy, limits: Limits) -> Unpacked:
+    """The sender binding, then the PDFs, for an envelope whose signature checked on the validated tree."""
+    try:
+        verified = bind_package(check, package, directory=directory)
+    except VbdtError as exc:  # the binding: nothing is authenticated
+        raise MessageRejected(str(exc), stage="verify") from None
+    try:
+        return check_pdfs(verified, trust=trust, directory=directory, pdf_policy=pdf_policy, limits=limits)
+    except PdfSignatureError as exc:
+        reason = str(exc)
+    except VbdtError as exc:  # e.g. two attachments of one name: refused as unpack() refuses them
+        raise MessageRejected(str(exc), stage="verify") from None
+    except Exception as exc:  # a PDF library's own exception (or a bug): log it, then as above
+        log.error("verification of the PDFs of %s failed unexpectedly", verified.agency, exc_info=True)
+        reason = f"unreadable ({type(exc).__name__}: {str(exc)[:200]})"
+    if not _answerable(package):
+        raise MessageRejected(reason, stage="verify")
+    raise MessageRejected(reason, stage="verify", sender=verified.agency, document_id=_answered_id(package))
 
 
 def _unpack(body: bytes, *, trust: str | Path, directory: Directory | None, legacy_sha1: bool, pdf_policy: PdfPolicy,
@@ -210,6 +264,20 @@ _DIGEST_PATH = (f"{{{DS_NS}}}Reference", f"{{{DS_NS}}}SignedInfo", f"{{{DS_NS}}}
                 f"{{{EDXML_NS}}}edXMLHeader", f"{{{EDXML_NS}}}edXMLEnvelope")
 
 
+def _tree_digest(tree: etree._ElementTree) -> str:
+    """:func:`signed_digest` read off the tree whose signature was checked (no second parse)."""
+    for element in tree.getroot().iterfind("/".join(reversed(_DIGEST_PATH)) + f"/{{{DS_NS}}}DigestValue"):
+        method = element.getprevious()
+        if method is not None:
+            return _digest_of(method.get("Algorithm"), element.text)
+    raise MessageRejected("the signature has no DigestValue where the profile puts it", stage="verify")
+
+
+def _digest_of(algorithm: str | None, value: str | None) -> str:
+    seen = f"{algorithm}\n{(value or '').strip()}"
+    return hashlib.sha256(seen.encode()).hexdigest()
+
+
 def signed_digest(body: bytes) -> str:
     """SHA-256 of the DigestMethod and DigestValue of a verified package's one Reference.
 
@@ -223,8 +291,7 @@ def signed_digest(body: bytes) -> str:
         ancestors = [a.tag for a in element.iterancestors()][: len(_DIGEST_PATH)]
         method = element.getprevious()
         if tuple(ancestors) == _DIGEST_PATH and method is not None:
-            seen = f"{method.get('Algorithm')}\n{(element.text or '').strip()}"
-            return hashlib.sha256(seen.encode()).hexdigest()
+            return _digest_of(method.get("Algorithm"), element.text)
     raise MessageRejected("the signature has no DigestValue where the profile puts it", stage="verify")
 
 

@@ -256,6 +256,7 @@ class XmlsecBackend:
     def __init__(self, module: Any) -> None:
         self._xmlsec = module
         self._keys: OrderedDict[int, tuple[object, Any]] = OrderedDict()
+        self._public: OrderedDict[bytes, Any] = OrderedDict()
         self._lock = threading.Lock()
 
     def sign(self, header: etree._Element, key: SigningKey) -> etree._Element:
@@ -285,11 +286,9 @@ class XmlsecBackend:
         """See :meth:`DsigBackend.check`: the leaf's public key is the context's key, so libxmlsec1
         reads no certificate from ``KeyInfo``, has no keys manager and no X.509 store to consult."""
         xs = self._xmlsec
-        public = leaf.public_key().public_bytes(serialization.Encoding.PEM,
-                                                serialization.PublicFormat.SubjectPublicKeyInfo)
         context = xs.SignatureContext()
         try:
-            context.key = xs.Key.from_memory(public, xs.constants.KeyDataFormatPem)
+            context.key = self._public_key(leaf)
             for transform in self._allowed(legacy_sha1):
                 context.enable_reference_transform(transform)
             context.verify(signature)
@@ -303,6 +302,23 @@ class XmlsecBackend:
         allowed = [c.TransformEnveloped, c.TransformExclC14N, c.TransformInclC14N, c.TransformSha256,
                    c.TransformSha384, c.TransformSha512]
         return [*allowed, c.TransformSha1] if legacy_sha1 else allowed
+
+    def _public_key(self, leaf: x509.Certificate) -> Any:
+        """The leaf's public key loaded into libxmlsec1, once per key (parsing it cost as much as the
+        check itself); the context takes a copy, so one loaded key serves every thread."""
+        public = leaf.public_key().public_bytes(serialization.Encoding.PEM,
+                                                serialization.PublicFormat.SubjectPublicKeyInfo)
+        with self._lock:
+            found = self._public.get(public)
+            if found is not None:
+                self._public.move_to_end(public)
+                return found
+        loaded = self._xmlsec.Key.from_memory(public, self._xmlsec.constants.KeyDataFormatPem)
+        with self._lock:
+            self._public[public] = loaded
+            while len(self._public) > 256:
+                self._public.popitem(last=False)
+        return loaded
 
     def _private_key(self, key: SigningKey) -> Any:
         """The key loaded into libxmlsec1 once (it parses PEM each time), or None for a token key."""

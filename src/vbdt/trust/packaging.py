@@ -36,13 +36,15 @@ from vbdt.directory.agencies import Directory
 from vbdt.edxml.attachment import Base64Content
 from vbdt.edxml.limits import DEFAULT_LIMITS, Limits
 from vbdt.edxml.model import Attachment, Document, Package
+from vbdt.edxml.rules import parse_document_id
 from vbdt.errors import DuplicateAttachment, PdfSignatureError
 from vbdt.trust.chain import TrustStore
 from vbdt.trust.keys import SigningKey, load_certificates
 from vbdt.trust.pades import PdfVerification, is_signed_pdf, sign_pdf, verify_pdf
 from vbdt.trust.xmldsig import Verified, sign, verify
 
-__all__ = ["PdfPolicy", "Unpacked", "check_unique_names", "is_pdf", "name_key", "pack", "unpack"]
+__all__ = ["PdfPolicy", "Unpacked", "check_pdfs", "check_unique_names", "is_pdf", "name_key", "pack", "relay_origins",
+           "relayed_pdf", "unpack"]
 
 PdfPolicy = Literal["require", "report", "ignore"]
 """What :func:`unpack` does with PDFs that are not original-valid: raise, only report, or skip checking."""
@@ -166,6 +168,24 @@ def unpack(
     """
     verified = verify(data, trust=trust, directory=directory, legacy_sha1=legacy_sha1, at=at, crls=crls,
                       limits=limits)
+    return check_pdfs(verified, trust=trust, directory=directory, pdf_policy=pdf_policy, at=at, crls=crls,
+                      anchors=anchors, limits=limits)
+
+
+def check_pdfs(
+    verified: Verified,
+    *,
+    trust: str | Path | TrustStore,
+    directory: Directory | None = None,
+    pdf_policy: PdfPolicy = "require",
+    at: dt.datetime | None = None,
+    crls: list[x509.CertificateRevocationList] | None = None,
+    anchors: list[x509.Certificate] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Unpacked:
+    """The second half of :func:`unpack`, for an envelope verified already (by
+    :func:`~vbdt.trust.xmldsig.verify_tree` on a tree the caller parsed once): every PDF attachment
+    against the envelope's sender, under ``pdf_policy``, with the same errors as :func:`unpack`."""
     pdfs: dict[str, PdfVerification] = {}
     package = verified.package
     if not isinstance(package, Document):
@@ -183,7 +203,52 @@ def unpack(
                                 crls=all_crls, limits=limits)
         except PdfSignatureError as exc:  # unreadable or over a limit: a verdict of its own under "report"
             result = PdfVerification([], False, [str(exc)])
+        if not result.original_valid and result.signatures:  # perhaps a relay: sealed by the agency it names
+            result = relayed_pdf(attachment.read(), result, package, verified.agency, trust=roots, directory=directory,
+                                 at=at, crls=all_crls, limits=limits)
         if pdf_policy == "require" and not result.original_valid:
             raise PdfSignatureError(f"attachment {attachment.name} is not original-valid: {'; '.join(result.reasons)}")
         pdfs[attachment.name] = result
     return Unpacked(verified, pdfs)
+
+
+def relay_origins(package: Document) -> set[str]:
+    """The agencies whose documents ``package`` relays: every ``ResponseFor`` that names a document of
+    its ``OrganId`` (a DocumentId issued by that agency, or a Code with a PromulgationDate), other
+    than the package's own sender."""
+    sender = str(package.sender.organ_id)
+    origins: set[str] = set()
+    for about in package.response_for:
+        organ_id = str(about.organ_id)
+        if about.document_id is not None:
+            issuer = parse_document_id(about.document_id)
+            names_its_document = issuer is not None and issuer[0] == organ_id
+        else:
+            names_its_document = about.code is not None and about.promulgation_date is not None
+        if names_its_document and organ_id != sender:
+            origins.add(organ_id)
+    return origins
+
+
+def relayed_pdf(data: bytes, first: PdfVerification, package: Document, sender: str, *,
+                trust: list[x509.Certificate], directory: Directory | None, at: dt.datetime | None,
+                crls: list[x509.CertificateRevocationList], limits: Limits) -> PdfVerification:
+    """The verdict on a PDF that is not original-valid as the sender's: a relay's, when it is one.
+
+    A relay (:mod:`vbdt.exchange.relay`) is a new document of ``sender`` that answers (``ResponseFor``)
+    a document of agency X and carries X's signed PDF unchanged. Such a PDF is accepted when its
+    seals name exactly one agency, X, that ``ResponseFor`` names as the issuer of the document
+    relayed (:func:`relay_origins`), and it is original-valid as X's (every signature intact and
+    trusted, X's seal bound to X as it would be on X's own package). Otherwise ``first``, the
+    verdict against the sender, stands."""
+    seals = {s.organ_id for s in first.signatures if s.role == "agency"}
+    if len(seals) != 1 or None in seals:
+        return first
+    (origin,) = seals
+    assert origin is not None
+    if origin == sender or origin not in relay_origins(package):
+        return first
+    try:
+        return verify_pdf(data, trust=trust, agency=origin, directory=directory, at=at, crls=crls, limits=limits)
+    except PdfSignatureError:
+        return first

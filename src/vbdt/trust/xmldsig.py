@@ -66,12 +66,16 @@ from vbdt.trust.keys import SigningKey, bind_certificate
 
 __all__ = [
     "CertificateRejected",
+    "SignatureCheck",
     "SignatureInvalid",
     "SignatureProfileError",
     "SignerMismatch",
     "TrustError",
     "TrustStore",
     "Verified",
+    "bind_package",
+    "check_profile",
+    "check_signature",
     "sign",
     "verify",
     "verify_tree",
@@ -192,8 +196,42 @@ def verify_tree(
     out of it (so a 10 MB file is held once); the signature check itself leaves it as it was. A
     tree with a DTD or an entity is refused: it did not come from the hardened parser.
     """
+    check = check_signature(tree, trust=trust, legacy_sha1=legacy_sha1, at=at, crls=crls, limits=limits,
+                            backend=backend)
+    built = build_package(tree, [], limits=limits)
+    if built.package is None:
+        raise SignatureProfileError("the signed content is not a readable edXML package")
+    return bind_package(check, built.package, directory=directory)
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """A signature checked on a tree (:func:`check_signature`), before the model is built from it."""
+
+    verdict: ChainVerdict
+    """The signer's validated chain; its leaf's key verified the value."""
+    signature_algorithm: str
+    digest_algorithm: str
+
+
+def check_signature(
+    tree: etree._ElementTree,
+    *,
+    trust: str | Path | TrustStore,
+    legacy_sha1: bool = False,
+    at: dt.datetime | None = None,
+    crls: list[x509.CertificateRevocationList] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    backend: DsigBackend | str | None = None,
+) -> SignatureCheck:
+    """The first half of :func:`verify_tree`: the profile, the signer's chain and the signature's
+    value and digest, on a tree parsed by :func:`vbdt.edxml.xmlparse.parse_xml`, which it leaves as
+    it was. Raises what :func:`verify` raises, except :class:`SignerMismatch` (the binding needs the
+    model: :func:`bind_package`). A receiver that also validates the tree checks it with this before
+    the model is built (building moves the attachments' text out of the tree), then binds.
+    """
     _check_hardened(tree)
-    signature = _check_profile(tree.getroot(), legacy_sha1=legacy_sha1)
+    signature = check_profile(tree.getroot(), legacy_sha1=legacy_sha1)
     method = _algorithm(signature, "ds:SignedInfo/ds:SignatureMethod")
     digest = _algorithm(signature, "ds:SignedInfo/ds:Reference/ds:DigestMethod")
     certs = _keyinfo_certificates(signature, limits)
@@ -201,10 +239,14 @@ def verify_tree(
     verdict = _validate_chain(certs, _store(trust, crls), when)
     _check_key_matches(verdict.leaf, method)
     _backend(backend).check(signature, verdict.leaf, legacy_sha1=legacy_sha1)
-    built = build_package(tree, [], limits=limits)
-    if built.package is None:
-        raise SignatureProfileError("the signed content is not a readable edXML package")
-    package = built.package
+    return SignatureCheck(verdict, method, digest)
+
+
+def bind_package(check: SignatureCheck, package: Package, *, directory: Directory | None = None) -> Verified:
+    """The second half of :func:`verify_tree`: ``package``, which the caller built from the very tree
+    :func:`check_signature` checked, bound to the signer; :class:`SignerMismatch` when the
+    certificate is not the ``From`` agency's (see :func:`vbdt.trust.keys.bind_certificate`)."""
+    verdict, method, digest = check.verdict, check.signature_algorithm, check.digest_algorithm
     agency = str(package.sender.organ_id)
     # Never cached: it depends on the package's From and on the directory, both per message.
     binding = bind_certificate(verdict.leaf, agency, directory)
@@ -299,8 +341,15 @@ def _stated_time(package: Package) -> dt.datetime | None:
     return package.timestamp
 
 
-def _check_profile(root: etree._Element, *, legacy_sha1: bool) -> etree._Element:
-    """The one signature, where and what the profile says; raise SignatureProfileError otherwise."""
+def check_profile(root: etree._Element, *, legacy_sha1: bool = False) -> etree._Element:
+    """The package's one ``ds:Signature``, checked against the edXML profile before any backend or
+    certificate is consulted; :class:`SignatureProfileError` otherwise.
+
+    Refused: no signature or more than one, one outside the XML-DSig namespace, a second envelope,
+    header or MessageHeader (signature wrapping), a signature that is not the last child of
+    ``edXMLHeader``, algorithms outside the profile (SHA-1 only with ``legacy_sha1``), anything but
+    one ``Reference URI=""`` with the enveloped-signature and C14N transforms, a ``ds:Object``.
+    """
     signatures = root.findall(".//ds:Signature", _NS)
     if not signatures:
         if root.xpath("//*[local-name()='Signature']"):
@@ -368,13 +417,26 @@ def _keyinfo_certificates(signature: etree._Element, limits: Limits) -> list[x50
         )
     certs = []
     for index, element in enumerate(elements):
-        try:
-            der = base64.b64decode("".join((element.text or "").split()), validate=True)
-            cert = x509.load_der_x509_certificate(der)
-            cert.subject.rfc4514_string()  # parsed lazily: fail here, not deep in the chain builder
-            cert.issuer.rfc4514_string()
-            cert.public_key()
-        except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm) as exc:
-            raise CertificateRejected(f"KeyInfo certificate {index + 1} cannot be read: {exc}") from None
+        text = "".join((element.text or "").split())
+        with _CERTS_LOCK:
+            cert = _CERTS.get(text)
+        if cert is None:
+            try:
+                cert = x509.load_der_x509_certificate(base64.b64decode(text, validate=True))
+                cert.subject.rfc4514_string()  # parsed lazily: fail here, not deep in the chain builder
+                cert.issuer.rfc4514_string()
+                cert.public_key()
+            except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm) as exc:
+                raise CertificateRejected(f"KeyInfo certificate {index + 1} cannot be read: {exc}") from None
+            with _CERTS_LOCK:
+                _CERTS[text] = cert
+                while len(_CERTS) > 256:
+                    _CERTS.popitem(last=False)
         certs.append(cert)
     return certs
+
+
+# A sender's certificates come with each of its packages: decoded and checked readable once (a
+# certificate is immutable; a refused one is never kept). Nothing here is a trust decision.
+_CERTS: OrderedDict[str, x509.Certificate] = OrderedDict()
+_CERTS_LOCK = threading.Lock()

@@ -1,0 +1,79 @@
+"""Issue 13: the receiver validates a signer's chain once, then serves the verdict from the store.
+
+The store's own invalidation (a revocation after a CRL update, the CRL's next update, the
+certificate's expiry, the TTL, the size bound) is attacked in test_verify_performance.py; here the
+cache is followed through the receiving pipeline, which is given the anchors as a path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import vbdt
+from conftest import H54, H54_DISTRICT
+from vbdt.cli.demo import compose
+from vbdt.edxml.xmlparse import parse_xml
+from vbdt.errors import MessageRejected
+from vbdt.exchange.pipeline import admit
+from vbdt.trust.chain import TrustStore
+from vbdt.trust.pki import TestPki, issue_certificate
+from vbdt.trust.xmldsig import _anchors_file, check_signature, sign, verify
+
+
+def _document(directory: vbdt.Directory, number: str) -> vbdt.Document:
+    return compose(directory, H54, [H54_DISTRICT], number=number, notation="UBND-VP", type_name="Công văn",
+                   subject="Về việc kiểm thử bộ nhớ đệm", issued=date.today())
+
+
+def _admit(body: bytes, anchors: Path, directory: vbdt.Directory) -> str:
+    return admit(body, me=H54_DISTRICT, publisher=H54, trust=anchors, directory=directory, pdf_policy="ignore").sender
+
+
+def test_the_receivers_thousandth_document_does_not_rebuild_the_chain(
+        exchange_pki: Any, example_directory: vbdt.Directory, tmp_path: Path) -> None:
+    pki, folder = exchange_pki
+    anchors = tmp_path / "ca.pem"
+    anchors.write_bytes((folder / "ca.pem").read_bytes())
+    bodies = [sign(_document(example_directory, str(n)), pki.agencies[H54]) for n in range(1, 5)]
+    for body in bodies:
+        assert _admit(body, anchors, example_directory) == H54
+    store = _anchors_file(anchors)
+    # four documents, one chain built: every later one is a hit, keyed on the same certificate
+    assert (store.cache_info().hits, store.cache_info().misses, store.cache_info().size) == (3, 1, 1)
+    # another signer of the same agency is another key: built once, then served too
+    other = issue_certificate(pki.intermediate, "Văn thư 2", organ_id=H54)
+    for n in (5, 6):
+        assert _admit(sign(_document(example_directory, str(n)), other), anchors, example_directory) == H54
+    assert (store.cache_info().hits, store.cache_info().misses, store.cache_info().size) == (4, 2, 2)
+    # new anchors on disk are a new store: nothing it did not validate itself is served
+    stranger = TestPki.create([(H54, "Impostor")])
+    stranger.write(tmp_path / "other")
+    anchors.write_bytes((tmp_path / "other" / "ca.pem").read_bytes())
+    os.utime(anchors, ns=(1, 1))
+    with pytest.raises(MessageRejected) as info:
+        _admit(bodies[0], anchors, example_directory)
+    assert info.value.stage == "verify" and "does not chain" in info.value.reason
+    assert _anchors_file(anchors) is not store
+
+
+def test_a_cached_verdict_never_outlives_the_moment_asked_about(exchange_pki: Any, example_directory: vbdt.Directory) -> None:
+    pki, folder = exchange_pki
+    store = TrustStore(TrustStore.from_pem(folder / "ca.pem").anchors, cache_ttl=dt.timedelta(hours=1))
+    short = issue_certificate(pki.intermediate, "Văn thư tạm", organ_id=H54, days=1)
+    body = sign(_document(example_directory, "9"), short)
+    now = dt.datetime.now(dt.UTC)
+    first = check_signature(parse_xml(body), trust=store, at=now)
+    assert first.verdict.valid_until == short.certificate.not_valid_after_utc
+    assert check_signature(parse_xml(body), trust=store, at=now + dt.timedelta(hours=2)).verdict.chain == first.verdict.chain
+    assert store.cache_info().hits == 1  # inside the TTL and the chain's validity: served
+    with pytest.raises(vbdt.CertificateRejected, match="expired or not yet valid"):
+        check_signature(parse_xml(body), trust=store, at=short.certificate.not_valid_after_utc + dt.timedelta(seconds=1))
+    with pytest.raises(vbdt.CertificateRejected, match="expired or not yet valid"):  # and not cached as valid after
+        verify(body, trust=store, directory=example_directory, at=short.certificate.not_valid_after_utc + dt.timedelta(hours=1))
+    assert store.cache_info().misses == 3
