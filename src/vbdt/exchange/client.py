@@ -33,13 +33,25 @@ from pathlib import Path
 
 from vbdt.directory.agencies import Directory
 from vbdt.edxml.limits import DEFAULT_LIMITS, Limits
-from vbdt.edxml.model import VIETNAM_TZ, Document, Organization, StaffInfo
+from vbdt.edxml.model import (
+    VIETNAM_TZ,
+    Attachment,
+    Code,
+    Document,
+    Organization,
+    PromulgationInfo,
+    SignerInfo,
+    StaffInfo,
+)
 from vbdt.errors import CertificateRejected, KeyFileError, UsageError
 from vbdt.exchange.answers import InboxItem, Reporter
+from vbdt.exchange.bulk import BulkItem, BulkRun, BulkSender, OnEvent
 from vbdt.exchange.inbox import Inbox
+from vbdt.exchange.journal import BulkJournal, journal_path_for
 from vbdt.exchange.ledger import Delivered, HistoryEvent, Incoming, Ledger, Overdue
 from vbdt.exchange.outbox import Outbox, SendResult
 from vbdt.exchange.receiving import Admission, OnReceipt, OnRefused, Receiver
+from vbdt.exchange.relay import relay_document
 from vbdt.exchange.sending import Sender
 from vbdt.exchange.transport import Delivery, Transport
 from vbdt.trust.keys import SigningKey, bind_certificate, load_certificates
@@ -123,6 +135,7 @@ class AgencyClient:
         admission = Admission(self.trust, directory, pdf_policy, check_publisher, limits)
         self.receiver = Receiver(self.organ_id, admission=admission, ledger=ledger, reporter=self.reporter,
                                  on_receipt=on_receipt, on_refused=on_refused)
+        self._bulk_journal: BulkJournal | None = None
         self._inbox = Inbox(self.organ_id, transport=transport, ledger=ledger, receiver=self.receiver, outbox=self.outbox,
                             prefetch=prefetch, reconnect_attempts=reconnect_attempts,
                             max_inflight_bytes=limits.max_inflight_bytes)
@@ -152,6 +165,8 @@ class AgencyClient:
         await self._inbox.stop()
         await self.transport.close()
         self.ledger.close()
+        if self._bulk_journal is not None:
+            self._bulk_journal.close()
 
     # -- sending ---------------------------------------------------------------------------
     def recipients_for(self, to: Sequence[str]) -> list[Organization]:
@@ -179,6 +194,67 @@ class AgencyClient:
     async def recall(self, document_id: str, reason: str) -> list[str]:
         """Ask every recipient that has not finished with it to give the document back (status 13)."""
         return await self.sender.recall(document_id, reason)
+
+    async def relay(self, item: InboxItem, to: Sequence[str], *, code: Code, promulgation: PromulgationInfo | None = None,
+                    subject: str | None = None, due_date: dt.date | None = None, signer: SignerInfo | None = None,
+                    attachments: Sequence[Attachment] = ()) -> SendResult:
+        """Forward a received document to ``to`` (OrganIds, selectors) as a new document of this agency,
+        numbered ``code``, that refers to the original (``ResponseFor``) and carries its attachments
+        unchanged: the signed PDF stays the original sender's (see :mod:`vbdt.exchange.relay`).
+        Sent as :meth:`send` sends. :class:`~vbdt.errors.UsageError` for a recall request, or a
+        document whose PDFs were not original-valid on receipt (receivers would refuse the relay)."""
+        original = item.document
+        broken = [name for name, pdf in (item.verdict.pdfs if item.verdict else {}).items() if not pdf.original_valid]
+        if broken:
+            raise UsageError(f"{item.document_id}: {', '.join(broken)} was not original-valid on receipt; "
+                             "a relay of it would be refused")
+        document = relay_document(original, sender=self.me, recipients=self.recipients_for(to), code=code,
+                                  promulgation=promulgation, subject=subject, due_date=due_date, signer=signer,
+                                  attachments=attachments)
+        return await self.sender.send(document)
+
+    async def resend(self, document_id: str, to: Sequence[str] | None = None) -> SendResult:
+        """Send a document again to recipients that rejected it (02) or had no inbox (``to``: OrganIds
+        or selectors; default: every such recipient). A new delivery attempt: the same signed package
+        under a new message id, whose receipts move the ledger again. InvalidTransition (nothing
+        sent) for a recipient whose delivery is not rejected or undeliverable."""
+        from vbdt.exchange.receipts import RESENDABLE
+
+        deliveries = {d.recipient: d.state for d in self.ledger.deliveries(document_id)}
+        if not deliveries:
+            raise UsageError(f"{document_id} is not a document this agency sent")
+        if to is None:
+            recipients = [r for r, state in deliveries.items() if state in RESENDABLE]
+        else:
+            recipients = [str(o.organ_id) for o in self.directory.select(*to) if str(o.organ_id) in deliveries]
+            if not recipients:
+                raise UsageError(f"{', '.join(to)}: no recipient of {document_id}")
+        if not recipients:
+            raise UsageError(f"no recipient of {document_id} rejected it or was undeliverable: nothing to send again")
+        return await self.outbox.resend(document_id, recipients)
+
+    async def bulk_send(self, document: Document, to: Sequence[str], *, on_event: OnEvent | None = None,
+                        journal: BulkJournal | None = None) -> BulkRun:
+        """Send one document to many agencies (``to``: OrganIds and selectors), signed once, published
+        in a few broker operations, journaled so that :meth:`bulk_resume` finishes an interrupted run
+        without sending a confirmed copy twice; see :mod:`vbdt.exchange.bulk`. Selectors that name
+        nobody are in :attr:`BulkRun.problems` and the rest is sent; recipients without an inbox are
+        ``unroutable`` in the run. ``on_event`` receives progress (:class:`~vbdt.exchange.bulk.BulkEvent`)."""
+        return await self.bulk(journal).send([BulkItem(document, to)], on_event=on_event)
+
+    async def bulk_resume(self, run_id: str, *, on_event: OnEvent | None = None, journal: BulkJournal | None = None) -> BulkRun:
+        """Publish what the broker has not confirmed of a bulk run (after Ctrl-C, a crash, an outage)."""
+        return await self.bulk(journal).resume(run_id, on_event=on_event)
+
+    def bulk(self, journal: BulkJournal | None = None) -> BulkSender:
+        """This agency's bulk sender (several documents in one run: :meth:`BulkSender.send`). The journal
+        is ``journal``, else one beside the ledger file (``<ledger>.bulk.db``), opened once per client."""
+        if journal is None:
+            if self._bulk_journal is None:
+                self._bulk_journal = BulkJournal(journal_path_for(getattr(self.ledger, "path", ":memory:")))
+            journal = self._bulk_journal
+        return BulkSender(self.organ_id, directory=self.directory, ledger=self.ledger, transport=self.transport,
+                          journal=journal, key=self.key, person=self.sender.person, seal=self.sender.seal, limits=self.limits)
 
     async def flush(self) -> SendResult:
         """Publish every outbox entry the broker has not confirmed yet (after a crash or an outage)."""

@@ -177,7 +177,7 @@ class Inbox:
                 task.add_done_callback(functools.partial(done, held=held))
             await asyncio.gather(*running, return_exceptions=True)
             await ready.put(None)
-        except TransportError as exc:
+        except Exception as exc:  # a transport failure (retried) or a bug (raised to the application), never lost
             await ready.put(exc)
         finally:
             for task in running:

@@ -55,6 +55,45 @@ __all__ = ["MemoryBroker", "MemoryDelivery", "MemoryTransport"]
 log = logging.getLogger("vbdt.exchange.memory")
 
 
+class _Signal:
+    """An ``asyncio.Event`` that any event loop may wait on.
+
+    An ``asyncio.Event`` binds to the first loop that waits on it, so a broker shared by two loops (a
+    second ``asyncio.run``, a :class:`~vbdt.exchange.sync.SyncAgencyClient` thread) would make the
+    other loop's consumer fail; each waiter here is a future of its own loop, woken thread-safely.
+    """
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    def set(self) -> None:
+        self._flag = True
+        for waiter in list(self._waiters):
+            try:
+                waiter.get_loop().call_soon_threadsafe(_wake, waiter)
+            except RuntimeError:  # that loop is closed: nobody waits there any more
+                self._waiters.discard(waiter)
+
+    def clear(self) -> None:
+        self._flag = False
+
+    async def wait(self) -> None:
+        if self._flag:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            await waiter
+        finally:
+            self._waiters.discard(waiter)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 @dataclass
 class _Message:
     body: bytes
@@ -74,7 +113,7 @@ class _Queue:
     max_bytes: int
     ready: deque[_Message] = field(default_factory=deque)
     size: int = 0  # bytes of the ready messages
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: _Signal = field(default_factory=lambda: _Signal())
     consumers: list[object] = field(default_factory=list)  # the first is the single active one
 
     def full(self) -> bool:

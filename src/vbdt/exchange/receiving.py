@@ -119,7 +119,10 @@ class Receiver:
             log.info("%s received a recall request for %s from %s", self.organ_id, admitted.document_id, admitted.sender)
             return InboxItem(self.reporter, status, admitted.sender, admitted.document_id, "recall", stored_as=key,
                              verdict=Verdict.of(admitted.unpacked))
-        receipt_key = f"{admitted.sender}|{admitted.document_id}|{status.status_code.value}|{status.timestamp.isoformat()}"
+        # the signed time has whole seconds: the signed content's digest tells apart two receipts with the
+        # same code within one second (a redelivery or a republish has the same digest, and is a repeat)
+        receipt_key = (f"{admitted.sender}|{admitted.document_id}|{status.status_code.value}|{status.timestamp.isoformat()}"
+                       f"|{admitted.digest}")
         try:
             applied = self.ledger.apply(admitted.document_id, admitted.sender, status.status_code,
                                         receipt_key=receipt_key, note=status.description)

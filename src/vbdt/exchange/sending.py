@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Sequence
 
 from vbdt.directory.agencies import Directory
@@ -28,6 +29,8 @@ from vbdt.trust.keys import SigningKey
 from vbdt.trust.packaging import pack
 
 __all__ = ["Sender", "content_digest"]
+
+log = logging.getLogger("vbdt.exchange.sending")
 
 _CHANGES = (BusinessDocType.UPDATE, BusinessDocType.REPLACE, BusinessDocType.REVOKE)
 
@@ -90,7 +93,10 @@ class Sender:
         if business.doc_type in _CHANGES and business.document_id:
             # the package itself asks to change the earlier document: its deliveries wait for 15/16
             self.ledger.request_recall(business.document_id, recipients, f"{KIND_OF[business.doc_type]}: {document_id}")
-        return await self.outbox.publish(entries, document_id, recipients)
+        result = await self.outbox.publish(entries, document_id, recipients)
+        log.info("%s sent %s to %d recipients (%d unroutable, %d pending)", self.organ_id, document_id, len(recipients),
+                 len(result.unroutable), len(result.pending))
+        return result
 
     def _validate(self, document: Document) -> None:
         """Schema, rules and directory before anything is signed: an invalid package would be

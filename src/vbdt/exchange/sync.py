@@ -73,7 +73,11 @@ class SyncAgencyClient:
         if threading.current_thread() is self._thread:
             coroutine.close()
             raise UsageError("a SyncAgencyClient method was called from its own loop: use the async client there")
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+        if timeout is not None:
+            # The timeout runs on the loop, so the timed-out coroutine has finished (cancelled) when
+            # TimeoutError is raised here: an async generator it was advancing can then be closed.
+            coroutine = asyncio.wait_for(coroutine, timeout)
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def _sync(self, function: Callable[[], T]) -> T:
         async def run() -> T:
@@ -85,6 +89,10 @@ class SyncAgencyClient:
     def send(self, document: Document, to: Sequence[str] | None = None) -> SendResult:
         """See :meth:`AgencyClient.send`."""
         return self.call(self.client.send(document, to))
+
+    def resend(self, document_id: str, to: Sequence[str] | None = None) -> SendResult:
+        """See :meth:`AgencyClient.resend`: a new delivery attempt to recipients that rejected the document."""
+        return self.call(self.client.resend(document_id, to))
 
     def recall(self, document_id: str, reason: str) -> list[str]:
         """See :meth:`AgencyClient.recall`."""

@@ -36,6 +36,7 @@ Semantics both keep:
 from __future__ import annotations
 
 import abc
+import dataclasses
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -111,7 +112,8 @@ class InboxStatus:
     ready: int
     """Messages waiting to be delivered (not those delivered and not yet acknowledged)."""
     consumers: int
-    """Consumers attached, the waiting ones of a single-active-consumer inbox included; 0 means offline."""
+    """Consumers attached; 0 means offline. RabbitMQ counts only the active consumer of a
+    single-active-consumer inbox, not those waiting behind it; the embedded broker counts all."""
 
     @property
     def online(self) -> bool:
@@ -233,6 +235,22 @@ class Transport(abc.ABC):
         (outcome,) = await self.publish_many([message])
         if outcome.error is not None:
             raise outcome.error
+
+    async def publish_fanout(self, message: Outgoing, routing_keys: Sequence[str]) -> list[PublishOutcome]:
+        """Publish one message to the inbox of every routing key in as few broker operations as the
+        broker allows; one outcome per routing key, in order (its ``message`` carries that key).
+
+        This default publishes a copy per key (``publish_many``); RabbitMQ routes one publish to
+        thousands of inboxes (:meth:`vbdt.exchange.amqp.AmqpTransport.publish_fanout`). A broker
+        that routes one publish to many queues cannot say which of them lacked an inbox: call
+        :meth:`missing_inboxes` first."""
+        return await self.publish_many([dataclasses.replace(message, routing_key=key) for key in routing_keys])
+
+    async def missing_inboxes(self, organ_ids: Sequence[str]) -> set[str]:
+        """The agencies among ``organ_ids`` with no inbox on the broker (a publish to them is unroutable).
+
+        This default knows of none (each publish then says so itself)."""
+        return set()
 
     @abc.abstractmethod
     def consume(self, organ_id: str, *, prefetch: int = 32, on_waiting: OnWaiting | None = None) -> AsyncIterator[Delivery]:
