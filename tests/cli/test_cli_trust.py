@@ -11,7 +11,9 @@ from click.testing import CliRunner
 
 from conftest import INTEROP
 from vbdt.cli.main import main
+from vbdt.trust.keys import SigningKey
 from vbdt.trust.samplepdf import make_pdf
+from vbdt.trust.xmldsig import sign
 
 H14 = "000.00.00.H14"
 
@@ -56,9 +58,12 @@ def test_sign_then_verify(pki: Path, edxml: Path, tmp_path: Path) -> None:
 
 def test_verify_rejections_are_one_line(pki: Path, edxml: Path, tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.edxml"
-    # signed by another agency's key: a valid signature, but not the sender's
-    assert run("sign", str(edxml), "-o", str(wrong), "--key", str(pki / "000.00.00.H54.key.pem"),
-               "--cert", str(pki / "000.00.00.H54.cert.pem"))[0] == 0
+    # signed by another agency's key: a valid signature, but not the sender's (`vbdt sign` refuses
+    # to make such a file, so the library signs it)
+    wrong.write_bytes(sign(edxml.read_bytes(), SigningKey.from_pem(pki / "000.00.00.H54.key.pem", pki / "000.00.00.H54.cert.pem")))
+    code, _, err = run("sign", str(edxml), "-o", str(tmp_path / "refused.edxml"), "--key", str(pki / "000.00.00.H54.key.pem"),
+                       "--cert", str(pki / "000.00.00.H54.cert.pem"))
+    assert code == 1 and err.count("\n") == 1 and not (tmp_path / "refused.edxml").exists()
     code, _, err = run("verify", str(wrong), "--trust", str(pki / "ca.pem"))
     assert code == 1 and "but the package is from 000.00.00.H14" in err and err.count("\n") == 1
     code, _, err = run("verify", str(edxml), "--trust", str(pki / "ca.pem"))

@@ -76,3 +76,36 @@ def _eventually(check: Any, timeout: float = 15.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.05)
+
+
+def test_a_rejected_delivery_is_resent_from_sync_code(exchange_pki: Any, example_directory: vbdt.Directory,
+                                                       tmp_path: Path) -> None:
+    pki, folder = exchange_pki
+    with fresh_vhost([H54, H54_DISTRICT]) as done:
+        sender = _client(H54, done.urls[H54], pki, folder, example_directory, tmp_path)
+        receiver = _client(H54_DISTRICT, done.urls[H54_DISTRICT], pki, folder, example_directory, tmp_path)
+        try:
+            doc = compose(example_directory, H54, [H54_DISTRICT], number="451", notation="UBND-VP",
+                          type_name="Công văn", subject="Về việc gửi lại", issued=date.today())
+            document_id = sender.send(doc).document_id
+            with pytest.raises(vbdt.UsageError):
+                sender.resend("000.00.00.H54,2020/01/01,1/NONE")  # not a document this agency sent
+            with pytest.raises(vbdt.InvalidTransition):
+                sender.resend(document_id, to=[H54_DISTRICT])  # still open: nothing to resend
+            item = next(iter(receiver.inbox(timeout=10)))
+            receiver.answer(item, "reject", "Thiếu phụ lục")
+            receiver.ack(item)
+            _eventually(lambda: sender.status(document_id)[0].state is DeliveryState.REJECTED)
+            again = sender.resend(document_id)
+            assert again.recipients == [H54_DISTRICT] and again.pending == {} and again.unroutable == {}
+            second = next(iter(receiver.inbox(timeout=10)))
+            assert second.document_id == document_id and not second.redelivered
+            receiver.answer(second, "accept")
+            receiver.ack(second)
+            _eventually(lambda: sender.status(document_id)[0].state is DeliveryState.ACCEPTED)
+            events = [e.event for e in sender.history(document_id, H54_DISTRICT)]
+            assert events.count("resent") == 1 and events.count("02") == 1
+            assert sender.status(document_id)[0].attempt == 2
+        finally:
+            sender.close()
+            receiver.close()

@@ -46,6 +46,7 @@ __all__ = [
     "listen_command",
     "local_ledger",
     "open_agency",
+    "preflight_send",
     "send_command",
     "signing_keys",
     "store_received",
@@ -250,21 +251,28 @@ _open_agency = open_agency  # the former private name, still imported elsewhere
 @click.command("send")
 @click.argument("file")
 @click.option("--to", "to", multiple=True, metavar="SELECTOR", help="Recipients: OrganIds or selectors (default: the file's To).")
+@click.option("--force", is_flag=True, help="Send an unsigned PDF attachment as it is when no person's key and seal "
+              "are configured to sign it (nothing else is forcible).")
 @agency_options
-def send_command(file: str, to: Sequence[str], organ_id: str | None, keys_dir: str | None, trust_path: str | None,
-                 amqp_url: str | None, credentials: str | None, directory_path: str | None, ledger_path: str | None,
-                 as_json: bool) -> None:
+def send_command(file: str, to: Sequence[str], force: bool, organ_id: str | None, keys_dir: str | None,
+                 trust_path: str | None, amqp_url: str | None, credentials: str | None, directory_path: str | None,
+                 ledger_path: str | None, as_json: bool) -> None:
     """Sign and send an edXML FILE to its recipients (or --to selectors); print what the broker confirmed.
 
+    Pre-flight, before connecting: a file signed already must verify as the sender's, the keys must
+    match their certificates, be valid now and bound to the sender, every PDF must be original-valid
+    (or unsigned and signed now with the person's key and the seal), the package must validate.
     The broker user must be the sender's own (``<vhost>/<OrganId>``, from `vbdt broker provision`):
     another user (the operator's) is refused before anything is published."""
     from vbdt.edxml.validation import read
 
-    document = read(read_document(file, limit=limits().max_bytes), limits=limits())
+    raw = read_document(file, limit=limits().max_bytes)
+    document = read(raw, limits=limits())
     if not isinstance(document, Document):
         raise UsageError(f"{file} is a status message; send documents")
     sender = organ_id or current_config().organ_id or str(document.sender.organ_id)
     settings = agency_settings(sender, keys_dir, trust_path, amqp_url, credentials, directory_path, ledger_path)
+    preflight_send(document, raw.getvalue(), settings, to=to, force=force)
 
     async def run() -> Any:
         agency = await open_agency(settings, own_user=True)
@@ -284,6 +292,26 @@ def send_command(file: str, to: Sequence[str], organ_id: str | None, keys_dir: s
             click.echo(f"  {recipient}: {reason}")
     if result.unroutable or result.pending:
         sys.exit(EXIT_INVALID)
+
+
+def preflight_send(document: Document, raw: bytes, settings: AgencySettings, *, to: Sequence[str] = (),
+                   force: bool = False) -> None:
+    """The checks of :mod:`vbdt.cli.preflight` for a package ``settings.organ_id`` is about to send."""
+    from vbdt.cli import preflight
+
+    organ_id = settings.organ_id
+    if str(document.sender.organ_id) != organ_id:
+        raise UsageError(f"the document is from {document.sender.organ_id}, not from {organ_id} (--as)")
+    directory = load_directory(settings.directory_path)
+    directory.get(organ_id)  # UnknownAgency with a clear message
+    key, person, seal, trust = signing_keys(settings)
+    bounds = limits()
+    preflight.check_envelope(raw, organ_id=organ_id, trust=trust, directory=directory, limits=bounds)
+    preflight.check_keys(organ_id, directory, key, person=person, seal=seal)
+    preflight.check_pdf_attachments(document.attachments, organ_id=organ_id, trust=trust, directory=directory,
+                                    limits=bounds, will_sign=person is not None and seal is not None, force=force)
+    if not to:  # with --to the recipients change: the client validates the package it builds
+        preflight.check_document(document, directory, bounds)
 
 
 @click.command("listen")

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 
 import click
 
+from vbdt.cli import preflight
 from vbdt.cli.exits import EXIT_INVALID, fail
 from vbdt.cli.files import input_path, output_dir, output_file, read_document, read_input, write_output
 from vbdt.cli.options import limits, load_directory, optional_directory
-from vbdt.errors import UsageError
+from vbdt.errors import SignerMismatch, UsageError
 
 if TYPE_CHECKING:
     from vbdt.trust.keys import SigningKey
@@ -115,16 +116,40 @@ def load_key(key: str, cert: str | None, chain: str | None, passphrase: str | No
 @click.option("--cert", default=None, metavar="CERT", help="PEM certificate (and chain); not needed with .p12.")
 @click.option("--chain", default=None, metavar="FILE", help="PEM intermediate certificates.")
 @click.option("--passphrase", envvar="VBDT_KEY_PASSPHRASE", default=None, help="Key passphrase (or VBDT_KEY_PASSPHRASE).")
-def sign_command(file: str, output: str, key: str, cert: str | None, chain: str | None, passphrase: str | None) -> None:
-    """Sign an edXML FILE (XML-DSig, the edXML profile) and write OUT."""
+@click.option("--trust", "trust_path", default=None, metavar="CA.pem",
+              help="Trust anchors: the signature of a file signed already (required then) and every PDF attachment "
+                   "are verified first.")
+@click.option("--directory", "directory_path", metavar="FILE", help="Agency directory (pins; every agency must be known).")
+@click.option("--force", is_flag=True, help=f"Allow {preflight.FORCIBLE}.")
+def sign_command(file: str, output: str, key: str, cert: str | None, chain: str | None, passphrase: str | None,
+                 trust_path: str | None, directory_path: str | None, force: bool) -> None:
+    """Sign an edXML FILE (XML-DSig, the edXML profile) and write OUT.
+
+    Pre-flight: the package validates; the key matches its certificate, which is valid now and bound
+    to the package's From; a file signed already verifies as From's (``--trust`` required); with
+    ``--trust``, every PDF attachment is original-valid (an unsigned one only with ``--force``)."""
+    from vbdt.edxml.model import Document
     from vbdt.edxml.validation import read
     from vbdt.trust.xmldsig import sign
 
     target = output_file(output)
-    document = read_document(file, limit=limits().max_bytes)
+    bounds = limits()
+    document = read_document(file, limit=bounds.max_bytes)
     signing_key = load_key(key, cert, chain, passphrase)
-    read(document, limits=limits())  # strict: never sign what does not validate
-    write_output(target, sign(document.getvalue(), signing_key))
+    package = read(document, limits=bounds)  # strict: never sign what does not validate
+    directory = optional_directory(directory_path)
+    organ_id = str(package.sender.organ_id)
+    preflight.check_keys(organ_id, directory, signing_key)
+    raw = document.getvalue()
+    if trust_path is not None or preflight.is_signed(raw, bounds):
+        anchors = preflight.require_trust(trust_path, "verify the signature the file carries before signing it again")
+        preflight.check_envelope(raw, organ_id=organ_id, trust=anchors, directory=directory, limits=bounds)
+        if isinstance(package, Document):
+            preflight.check_pdf_attachments(package.attachments, organ_id=organ_id, trust=anchors, directory=directory,
+                                            limits=bounds, will_sign=False, force=force)
+    if isinstance(package, Document) and directory is not None:
+        preflight.check_document(package, directory, bounds)
+    write_output(target, sign(raw, signing_key))
     click.echo(f"signed {file} -> {output} as {signing_key.certificate.subject.rfc4514_string()}")
 
 
@@ -179,11 +204,20 @@ def pdf_group() -> None:
               "implies --visible.")
 @click.option("--agency-name", metavar="NAME", help="The agency on the stamps (default: the seal certificate's name).")
 @click.option("--passphrase", envvar="VBDT_KEY_PASSPHRASE", default=None)
+@click.option("--trust", "trust_path", default=None, metavar="CA.pem",
+              help="Trust anchors: required for a PDF signed already (its signatures are verified first) and to "
+                   "check the result is original-valid.")
+@click.option("--directory", "directory_path", metavar="FILE", help="Agency directory (pinned seal certificates).")
 def pdf_sign(file: str, output: str, signer_key: str | None, signer_cert: str | None, seal_key: str | None,
              seal_cert: str | None, tsa: str | None, visible: bool, seal_image: str | None, agency_name: str | None,
-             passphrase: str | None) -> None:
-    """Sign IN.pdf: the competent person first, then the agency seal."""
-    from vbdt.trust.pades import sign_pdf
+             passphrase: str | None, trust_path: str | None, directory_path: str | None) -> None:
+    """Sign IN.pdf: the competent person first, then the agency seal.
+
+    Pre-flight: every key matches its certificate, which is valid now; the seal's certificate names
+    its agency, the person's names none; the signatures IN.pdf carries already verify (``--trust``).
+    With ``--trust`` and both keys, the result must be original-valid or nothing is written."""
+    from vbdt.trust.keys import certificate_organ_id
+    from vbdt.trust.pades import is_signed_pdf, sign_pdf
     from vbdt.trust.stamp import MAX_IMAGE_BYTES
 
     person = load_key(signer_key, signer_cert, None, passphrase, what="signer-") if signer_key else None
@@ -194,9 +228,25 @@ def pdf_sign(file: str, output: str, signer_key: str | None, signer_cert: str | 
         raise UsageError("--seal-image needs the seal: give --seal-key/--seal-cert")
     image = read_input(seal_image, limit=MAX_IMAGE_BYTES) if seal_image else None
     target = output_file(output)
-    data = read_input(file, limit=limits().max_bytes)
-    write_output(target, sign_pdf(data, person=person, seal=seal, timestamper=tsa, visible=visible or image is not None,
-                                  agency_name=agency_name, seal_image=image))
+    bounds = limits()
+    data = read_input(file, limit=bounds.max_bytes)
+    directory = optional_directory(directory_path)
+    agency = certificate_organ_id(seal.certificate) if seal is not None else None
+    if seal is not None and agency is None:
+        raise SignerMismatch(f"the seal's certificate {seal.certificate.subject.rfc4514_string()} names no agency "
+                             "(no OrganId in its UID): it is not an agency seal")
+    preflight.check_keys(agency or "", directory, person=person, seal=seal)
+    anchors = Path(trust_path) if trust_path else None
+    if is_signed_pdf(data):
+        anchors = preflight.require_trust(trust_path, f"verify the signatures {file} carries before signing it again")
+        preflight.check_pdf_signatures(data, file, trust=anchors, agency=agency, directory=directory, limits=bounds,
+                                       complete=False)
+    signed = sign_pdf(data, person=person, seal=seal, timestamper=tsa, visible=visible or image is not None,
+                      agency_name=agency_name, seal_image=image)
+    if anchors is not None and person is not None and seal is not None:
+        preflight.check_pdf_signatures(signed, output, trust=preflight.require_trust(trust_path, "check the result"),
+                                       agency=agency, directory=directory, limits=bounds, complete=True)
+    write_output(target, signed)
     click.echo(f"signed {file} -> {output}")
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import secrets
+import threading
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
 
@@ -83,6 +85,26 @@ class Verdict:
 
 __all__ = ["KIND_OF", "InboxItem", "PdfVerdict", "Reporter", "Verdict"]
 
+# The last signed timestamp per (me, recipient, DocumentId, code) in this process: edXML timestamps
+# have whole seconds and receivers know a receipt by them, so two answers with the same code within
+# one second get consecutive seconds instead of the same one.
+_STAMPS: dict[tuple[str, str, str, str], dt.datetime] = {}
+_STAMPS_LOCK = threading.Lock()
+
+
+def _stamp(key: tuple[str, str, str, str]) -> dt.datetime:
+    """Now to the second (Vietnam time), later than any timestamp this process signed for ``key``."""
+    now = dt.datetime.now(VIETNAM_TZ).replace(microsecond=0)
+    with _STAMPS_LOCK:
+        last = _STAMPS.get(key)
+        stamp = last + dt.timedelta(seconds=1) if last is not None and now <= last else now
+        _STAMPS[key] = stamp
+        if len(_STAMPS) > 4096:  # only recent ones matter: forget those the clock has passed
+            for old in [k for k, v in _STAMPS.items() if v < now]:
+                del _STAMPS[old]
+    return stamp
+
+
 KIND_OF = {
     BusinessDocType.NEW: "document",
     BusinessDocType.REVOKE: "revoke",
@@ -106,14 +128,15 @@ class Reporter:
                      staff: StaffInfo | None = None) -> None:
         """Sign a status ``code`` about a document and send it to ``to`` (in the outbox first).
         ``staff`` names who answers (default: the client's)."""
-        now = dt.datetime.now(VIETNAM_TZ).replace(microsecond=0)
+        me = str(self.me.organ_id)
+        document_id = str(about.document_id)
+        now = _stamp((me, to, document_id, code.value))
         status = StatusMessage(sender=self.me, response_for=about, status_code=code, description=description,
                                timestamp=now, staff_info=staff or self.staff)
         body = await asyncio.to_thread(sign, status, self.key)
-        me = str(self.me.organ_id)
-        document_id = str(about.document_id)
-        entry = OutboxEntry(message_id("status", document_id, me, code.value, to, f"{now:%Y%m%d%H%M%S}"),
-                            document_id, to, "status", body)
+        # unique whatever the clock says: microseconds plus a random suffix (the outbox refuses a reused id)
+        unique = f"{dt.datetime.now(dt.UTC).isoformat()}|{secrets.token_hex(8)}"
+        entry = OutboxEntry(message_id("status", document_id, me, code.value, to, unique), document_id, to, "status", body)
         await self.outbox.record_and_publish([entry], document_id, [to])
 
     async def answer(self, item: InboxItem, code: StatusCode, description: str | None = None, *,

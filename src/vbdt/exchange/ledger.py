@@ -208,6 +208,12 @@ class Ledger(abc.ABC):
         """Outbox rows for status messages this agency sends (no delivery rows)."""
 
     @abc.abstractmethod
+    def record_outgoing_unique(self, entries: Sequence[OutboxEntry]) -> None:
+        """As :meth:`record_outgoing`, but a message id already in the outbox with another body is
+        refused (:class:`~vbdt.errors.LedgerError`, nothing recorded) instead of silently kept as it was;
+        the same id with the same body is a repeat and records nothing new."""
+
+    @abc.abstractmethod
     def pending(self) -> list[OutboxEntry]:
         """Outbox rows not yet confirmed by the broker, oldest first."""
 
@@ -449,6 +455,15 @@ class SqliteLedger(Ledger):
 
     def record_outgoing(self, entries: Sequence[OutboxEntry]) -> None:
         with self._tx() as db:
+            self._outbox(db, entries, _now())
+
+    def record_outgoing_unique(self, entries: Sequence[OutboxEntry]) -> None:
+        with self._tx() as db:
+            for entry in entries:
+                row = db.execute("SELECT digest FROM outbox WHERE message_id = ?", (entry.message_id,)).fetchone()
+                if row is not None and row[0] != hashlib.sha256(entry.body).hexdigest():
+                    raise LedgerError(f"message id {entry.message_id} is already in the outbox with another body "
+                                      f"({entry.kind} about {entry.document_id} to {entry.recipient}): not recorded")
             self._outbox(db, entries, _now())
 
     def pending(self) -> list[OutboxEntry]:

@@ -95,8 +95,11 @@ class Outbox:
         return SendResult(document_id, recipients, unroutable, pending, failed)
 
     async def record_and_publish(self, entries: Sequence[OutboxEntry], document_id: str, recipients: list[str]) -> SendResult:
-        """Outbox rows for messages that are not deliveries (status messages), then publish them."""
-        self.ledger.record_outgoing(entries)
+        """Outbox rows for messages that are not deliveries (status messages), then publish them.
+
+        :class:`~vbdt.errors.LedgerError` (nothing recorded or published) when a message id is already in
+        the outbox with another body: a message is never silently dropped for another one."""
+        self.ledger.record_outgoing_unique(entries)
         return await self.publish(entries, document_id, recipients)
 
     async def resend(self, document_id: str, recipients: Sequence[str]) -> SendResult:
