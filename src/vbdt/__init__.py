@@ -98,8 +98,11 @@ from vbdt.errors import (
     XmlError,
 )
 from vbdt.exchange.answers import InboxItem, PdfVerdict, Verdict
+from vbdt.exchange.bulk import BulkEvent, BulkItem, BulkRun
+from vbdt.exchange.bulk_report import BulkReport
 from vbdt.exchange.client import AgencyClient
 from vbdt.exchange.connect import connect
+from vbdt.exchange.host import AgencyHost, HostedAgency
 from vbdt.exchange.ledger import Delivered, HistoryEvent, Ledger, SqliteLedger
 from vbdt.exchange.memory import MemoryBroker
 from vbdt.exchange.outbox import SendResult
@@ -120,6 +123,7 @@ __all__ = [
     "AccessRefused",
     "AdminLevel",
     "AgencyClient",
+    "AgencyHost",
     "AgencyRecord",
     "ArchiveTooLarge",
     "Attachment",
@@ -128,6 +132,10 @@ __all__ = [
     "BrokerAuthError",
     "BrokerUnreachable",
     "BrokerVhostMissing",
+    "BulkEvent",
+    "BulkItem",
+    "BulkReport",
+    "BulkRun",
     "Business",
     "BusinessDocType",
     "BusinessDocumentInfo",
@@ -150,6 +158,7 @@ __all__ = [
     "FileContent",
     "Finding",
     "HistoryEvent",
+    "HostedAgency",
     "InboxItem",
     "InvalidModel",
     "InvalidOrganId",

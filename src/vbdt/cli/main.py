@@ -28,7 +28,26 @@ from typing import Any
 
 import click
 
-from vbdt.cli import broker, check, demo, directory, documents, exchange, health, trust
+from vbdt.cli import (
+    amend,
+    answer,
+    broker,
+    bulk,
+    check,
+    dead,
+    demo,
+    directory,
+    documents,
+    exchange,
+    health,
+    inbox,
+    new,
+    outbox,
+    peer,
+    serve,
+    status,
+    trust,
+)
 from vbdt.cli.exits import EXIT_BUG, EXIT_INTERRUPTED, EXIT_OK, exit_code_for, fail, one_line
 from vbdt.edxml.limits import DEFAULT_LIMITS
 from vbdt.errors import VbdtError
@@ -116,6 +135,7 @@ def main(ctx: click.Context, max_bytes: int, config_path: str | None) -> None:
     _configure_logging()
 
 
-for _module in (documents, check, directory, trust, exchange, health, broker, demo):
+for _module in (documents, check, directory, trust, exchange, health, broker, demo, peer,
+                inbox, answer, amend, outbox, dead, serve, bulk, status, new):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import ssl
@@ -99,6 +100,23 @@ _IN_FLIGHT = 512  # confirms outstanding at once per transport
 _CONFIRM_TIMEOUT = 30.0
 _REPLAY_SCAN = 10_000  # dead letters looked through for the one to replay
 _SETTLE_TIMEOUT = 10.0
+_FANOUT_CONFIRM_TIMEOUT = 300.0  # one publish to thousands of quorum inboxes is confirmed when all have it
+_BCC_BYTES = 60_000  # routing keys in one BCC header: well inside a content-header frame (frame_max 128 KiB)
+_PROBES = 8  # channels looking for inboxes at once
+
+
+def _bcc_chunks(keys: list[str]) -> list[list[str]]:
+    """The keys in groups whose BCC header fits one frame (each key costs its bytes and 5 of framing)."""
+    chunks: list[list[str]] = []
+    size = _BCC_BYTES
+    for key in keys:
+        cost = len(key.encode()) + 5
+        if size + cost > _BCC_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(key)
+        size += cost
+    return chunks
 
 
 def _explain(exc: BaseException, doing: str) -> TransportError:
@@ -397,6 +415,65 @@ class AmqpTransport(Transport):
             return PublishOutcome(message)
 
         return list(await asyncio.gather(*(one(m) for m in messages)))
+
+    async def publish_fanout(self, message: Outgoing, routing_keys: Sequence[str]) -> list[PublishOutcome]:
+        """One publish per few thousand inboxes: the first key is the routing key, the others go in
+        the ``BCC`` header, which RabbitMQ routes like the routing key and removes before delivery
+        (receivers see a message of their own). The confirm of one publish covers all its inboxes;
+        ``mandatory`` returns it only when no key had an inbox, so :meth:`missing_inboxes` comes first."""
+        keys = list(routing_keys)
+        refused = refusal(message, self._max_message_bytes)
+        if refused is not None:
+            return [PublishOutcome(dataclasses.replace(message, routing_key=k), refused) for k in keys]
+        groups = await asyncio.gather(*(self._publish_bcc(message, chunk) for chunk in _bcc_chunks(keys)))
+        return [outcome for group in groups for outcome in group]
+
+    async def _publish_bcc(self, message: Outgoing, keys: list[str]) -> list[PublishOutcome]:
+        first = dataclasses.replace(message, routing_key=keys[0])
+        headers: dict[str, Any] = dict(message.headers)
+        if len(keys) > 1:
+            headers["BCC"] = keys[1:]
+        amqp_message = aio_pika.Message(message.body, message_id=message.message_id, user_id=self.user, headers=headers,
+                                        content_type="application/xml", delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        error: Exception | None = None
+        async with self._in_flight:
+            try:
+                exchange = await self._exchange(EXCHANGE)
+                await exchange.publish(amqp_message, keys[0], mandatory=True, timeout=_FANOUT_CONFIRM_TIMEOUT)
+            except (*_MAPPED, amqp_errors.DeliveryError) as exc:
+                error = _publish_error(exc, first, self)
+        if isinstance(error, Unroutable):  # returned: not one of these keys had an inbox
+            return [PublishOutcome(dataclasses.replace(message, routing_key=k),
+                                   Unroutable(f"no inbox is bound for routing key {k!r}", recipients=[k])) for k in keys]
+        return [PublishOutcome(dataclasses.replace(message, routing_key=k), error) for k in keys]
+
+    async def missing_inboxes(self, organ_ids: Sequence[str]) -> set[str]:
+        """Passive declares, pipelined over a few channels (an AMQP channel answers one at a time);
+        a missing queue closes its channel, so a new one takes over."""
+        todo = iter(list(dict.fromkeys(str(o) for o in organ_ids)))
+        missing: set[str] = set()
+
+        async def probe() -> None:
+            channel: AbstractChannel | None = None
+            try:
+                for organ_id in todo:
+                    if channel is None or channel.is_closed:
+                        channel = await self._side_channel()
+                    try:
+                        await channel.declare_queue(inbox_queue(organ_id), passive=True)
+                    except aiormq.exceptions.ChannelNotFoundEntity:
+                        missing.add(organ_id)
+                        channel = None
+            finally:
+                if channel is not None:
+                    with contextlib.suppress(*_MAPPED):
+                        await channel.close()
+
+        try:
+            await asyncio.gather(*(probe() for _ in range(_PROBES)))
+        except _MAPPED as exc:
+            raise _explain(exc, "looking for the recipients' inboxes") from None
+        return missing
 
     async def _side_channel(self) -> AbstractChannel:
         """A channel of its own, so that a refusal (a missing queue) closes it and nothing else."""
