@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from lxml import etree
 
@@ -42,7 +41,7 @@ from vbdt.edxml.model import (
     TraceHeader,
 )
 from vbdt.edxml.text import element_text
-from vbdt.edxml.walker import Unusable, Walker, q
+from vbdt.edxml.walker import Unusable, Walker, child
 from vbdt.errors import InvalidModel, TooManyAttachments
 
 __all__ = ["Built", "build_package"]
@@ -79,7 +78,7 @@ def build_package(tree: etree._ElementTree, known: list[Finding], *, limits: Lim
         envelope, envelope_path = w.need(root, "edXMLEnvelope", paths.ROOT)
         header, header_path = w.need(envelope, "edXMLHeader", envelope_path)
         message, _ = w.need(header, "MessageHeader", header_path)
-        if message.find(q("StatusCode")) is not None:
+        if child(message, "StatusCode") is not None:
             package = _status(w, header, message)
         else:
             manifest = _manifest(w, envelope, limits)
@@ -95,19 +94,16 @@ def build_package(tree: etree._ElementTree, known: list[Finding], *, limits: Lim
 # -- organisations and references
 
 
+_ORGANIZATION = ("OrganName", "OrganizationInCharge", "OrganAdd", "Email", "Telephone", "Fax", "Website")
+
+
 def _organization(w: Walker, element: etree._Element, path: str) -> Organization:
     id_element, id_path = w.need(element, "OrganId", path)
-    fields = {
-        "organ_name": "OrganName",
-        "organization_in_charge": "OrganizationInCharge",
-        "organ_add": "OrganAdd",
-        "email": "Email",
-        "telephone": "Telephone",
-        "fax": "Fax",
-        "website": "Website",
-    }
-    values: dict[str, Any] = {k: w.text(element, tag, path) for k, tag in fields.items()}
-    return Organization(organ_id=w.organ_id(id_element, id_path), **values)
+    name, in_charge, address, email, telephone, fax, website = w.texts(element, path, _ORGANIZATION)
+    return Organization(
+        organ_id=w.organ_id(id_element, id_path), organ_name=name, organization_in_charge=in_charge,
+        organ_add=address, email=email, telephone=telephone, fax=fax, website=website,
+    )  # fmt: skip
 
 
 def _code(w: Walker, element: etree._Element, path: str) -> Code:
@@ -126,12 +122,8 @@ def _response_for(w: Walker, element: etree._Element, path: str) -> ResponseFor:
 
 
 def _staff_info(w: Walker, element: etree._Element, path: str) -> StaffInfo:
-    return StaffInfo(
-        department=w.text(element, "Department", path),
-        staff=w.text(element, "Staff", path),
-        email=w.text(element, "Email", path),
-        mobile=w.text(element, "Mobile", path),
-    )
+    department, staff, email, mobile = w.texts(element, path, ("Department", "Staff", "Email", "Mobile"))
+    return StaffInfo(department=department, staff=staff, email=email, mobile=mobile)
 
 
 # -- trace and business
@@ -210,11 +202,8 @@ def _document_type(w: Walker, element: etree._Element, path: str) -> DocumentTyp
 
 
 def _signer(w: Walker, element: etree._Element, path: str) -> SignerInfo:
-    return SignerInfo(
-        competence=w.text(element, "Competence", path),
-        position=w.text(element, "Position", path),
-        full_name=w.text(element, "FullName", path),
-    )
+    competence, position, full_name = w.texts(element, path, ("Competence", "Position", "FullName"))
+    return SignerInfo(competence=competence, position=position, full_name=full_name)
 
 
 def _other_info(w: Walker, element: etree._Element, path: str) -> OtherInfo:

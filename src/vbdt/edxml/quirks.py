@@ -22,12 +22,13 @@ from vbdt.edxml.findings import Finding, Severity
 from vbdt.edxml.order import ATTACHMENT_ORDER, MESSAGE_HEADER_ORDER, STATUS_HEADER_ORDER, TRACE_LIST_ORDER
 from vbdt.edxml.signature_quirks import signature_findings
 from vbdt.edxml.text import element_text
-from vbdt.edxml.walker import q
+from vbdt.edxml.walker import child, header_of, q
 from vbdt.edxml.xmlparse import EDXML_NS
 
 __all__ = ["repair_quirks"]
 
 _DATE_TAGS = tuple(f"{{{EDXML_NS}}}{name}" for name in ("PromulgationDate", "DueDate", "Timestamp"))
+_TIMESTAMP_TAG = f"{{{EDXML_NS}}}Timestamp"
 _ORGAN_ID_TAG = f"{{{EDXML_NS}}}OrganId"
 _EDXML_ANY = f"{{{EDXML_NS}}}*"
 
@@ -42,6 +43,7 @@ _OPTIONAL = frozenset({
     "Description", "BussinessDocReason", "Paper", "DocumentInfo", "DocumentReceiver", "ReceiverList",
     "ReceiverType", "ReplacementInfoList",
 })  # fmt: skip
+_OPTIONAL_TAGS = frozenset(f"{{{EDXML_NS}}}{name}" for name in _OPTIONAL)
 # SOAP header attributes some systems copy onto TraceHeaderList.
 _SOAP_ATTRIBUTES = frozenset({"id", "version", "mustUnderstand", "actor"})
 # Entries that a literal "null" OrganId empties: the entry is dropped, not the package.
@@ -72,17 +74,18 @@ def repair_quirks(tree: etree._ElementTree, *, lenient: bool) -> list[Finding]:
     root = tree.getroot()
     # lxml's tag filters run in C: only the elements a repair may touch become Python objects
     _foreign_namespace(report, list(root.iter("{}*")))
-    header = root.find(f"{q('edXMLEnvelope')}/{q('edXMLHeader')}")
+    header = header_of(root)
     if header is None:
         return report.findings
     report.findings += signature_findings(header, report.severity)
-    message = header.find(q("MessageHeader"))
+    message = child(header, "MessageHeader")
     if message is None:
         return report.findings
-    is_status = message.find(q("StatusCode")) is not None
+    is_status = child(message, "StatusCode") is not None
     # no text, no child (a comment is one), no attribute: what //*[not(node()) and not(@*)] finds,
-    # for the edXML elements only, which lxml filters in C
-    _empty_elements(report, [e for e in root.iter(_EDXML_ANY) if e.text is None and not len(e) and not e.attrib])
+    # among the optional edXML elements only (the tag is tested first, so the text of an
+    # attachment, megabytes, is never made a Python string just to see that it is there)
+    _empty_elements(report, [e for e in root.iter(_EDXML_ANY) if e.tag in _OPTIONAL_TAGS and e.text is None and not len(e) and not e.attrib])
     _organ_ids(report, list(root.iter(_ORGAN_ID_TAG)))
     _trace_list(report, header, is_status)
     _response_for_code(report, message)
@@ -113,10 +116,9 @@ def _foreign_namespace(report: _Report, elements: list[etree._Element]) -> None:
 def _empty_elements(report: _Report, elements: list[etree._Element]) -> None:
     """EDX910: an optional element written empty (``<ResponseFor/>``, ``<DueDate></DueDate>``)."""
     for element in elements:
-        name = etree.QName(element).localname
         parent = element.getparent()
-        if name in _OPTIONAL and parent is not None:
-            report.note("EDX910", f"empty {name} ignored", element)
+        if parent is not None:
+            report.note("EDX910", f"empty {_local(element.tag)} ignored", element)
             parent.remove(element)
 
 
@@ -148,7 +150,7 @@ def _organ_ids(report: _Report, elements: list[etree._Element]) -> None:
 
 def _trace_list(report: _Report, header: etree._Element, is_status: bool) -> None:
     """EDX510-512 and the order of TraceHeaderList."""
-    trace_list = header.find(q("TraceHeaderList"))
+    trace_list = child(header, "TraceHeaderList")
     if trace_list is None:
         if not is_status:
             report.note("EDX512", "no TraceHeaderList: read as a new document (BussinessDocType 0)", header, paths.TRACE)
@@ -158,12 +160,12 @@ def _trace_list(report: _Report, header: etree._Element, is_status: bool) -> Non
             report.note("EDX510", f"SOAP attribute {etree.QName(name).localname}={trace_list.get(name)!r} on TraceHeaderList ignored", trace_list)
             del trace_list.attrib[name]
     for trace in trace_list.findall(q("TraceHeader")):
-        if trace.find(q("OrganId")) is None:
-            stamp = trace.find(q("Timestamp"))
+        if child(trace, "OrganId") is None:
+            stamp = child(trace, "Timestamp")
             when = element_text(stamp).strip() if stamp is not None else "no time"
             report.note("EDX511", f"TraceHeader ({when}) names no OrganId, as the axis writes per hop; ignored", trace)
             trace_list.remove(trace)
-    if not is_status and trace_list.find(q("Bussiness")) is None:
+    if not is_status and child(trace_list, "Bussiness") is None:
         report.note("EDX512", "no Bussiness in TraceHeaderList: read as a new document (BussinessDocType 0)", trace_list)
     _reorder(report, trace_list, TRACE_LIST_ORDER)
 
@@ -173,8 +175,8 @@ def _trace_list(report: _Report, header: etree._Element, is_status: bool) -> Non
 
 def _response_for_code(report: _Report, message: etree._Element) -> None:
     """EDX903: ResponseFor/Code written as "7816/VPCP-TTĐT" instead of CodeNumber + CodeNotation."""
-    for response in message.iterfind(q("ResponseFor")):
-        code = response.find(q("Code"))
+    for response in message.iterchildren(q("ResponseFor")):
+        code = child(response, "Code")
         if code is None or any(isinstance(child.tag, str) for child in code):
             continue  # CodeNumber and CodeNotation already, or something the schema reports
         text = element_text(code).strip()
@@ -200,7 +202,7 @@ def _dates(report: _Report, elements: list[etree._Element]) -> None:
             day, month, year, time = day_first.groups()
             text = f"{year}/{int(month):02d}/{int(day):02d}{time}"
             report.note("EDX206", f"{written!r} is written dd/MM/yyyy; read as {text!r}", element)
-        if etree.QName(element).localname == "Timestamp" and _DATE_ONLY.fullmatch(text):
+        if element.tag == _TIMESTAMP_TAG and _DATE_ONLY.fullmatch(text):
             report.note("EDX207", f"Timestamp {text!r} is a date alone; read as midnight", element)
             text = f"{text} 00:00:00"
         if text != written:
@@ -209,7 +211,7 @@ def _dates(report: _Report, elements: list[etree._Element]) -> None:
 
 def _status_code(report: _Report, message: etree._Element) -> None:
     """EDX403: a status code without its leading zero ("1" for "01")."""
-    element = message.find(q("StatusCode"))
+    element = child(message, "StatusCode")
     text = element_text(element).strip() if element is not None else ""
     if element is not None and len(text) == 1 and text.isdigit():
         report.note("EDX403", f"StatusCode {text!r} lacks its leading zero; read as '0{text}'", element)
@@ -218,8 +220,8 @@ def _status_code(report: _Report, message: etree._Element) -> None:
 
 def _set_text(element: etree._Element, text: str) -> None:
     """Replace a leaf's whole text (comments inside included) by ``text``."""
-    for child in list(element):
-        element.remove(child)
+    for node in list(element):
+        element.remove(node)
     element.text = text
 
 
@@ -240,9 +242,8 @@ def _content_ids(report: _Report, root: etree._Element) -> None:
 def _reorder(report: _Report, parent: etree._Element, order: Sequence[str]) -> None:
     """EDX902: children out of the standard order are put back in it (when all are known)."""
     rank = _ranks(order)
-    children = [c for c in parent if isinstance(c.tag, str)]
-    names = [_local(c.tag) for c in children]
-    ranks = [rank.get(n, -1) for n in names]
+    children = list(parent.iterchildren(etree.Element))  # elements only (no comment, no PI), in C
+    ranks = [rank.get(_local(c.tag), -1) for c in children]
     if -1 in ranks:
         return  # an unknown element: the schema says what it is
     if all(a <= b for a, b in itertools.pairwise(ranks)):
@@ -250,12 +251,12 @@ def _reorder(report: _Report, parent: etree._Element, order: Sequence[str]) -> N
     first = next(i for i in range(1, len(ranks)) if ranks[i] < ranks[i - 1])
     report.note(
         "EDX902",
-        f"{names[first]} comes after {names[first - 1]} in {etree.QName(parent).localname}; "
-        f"the standard order is {', '.join(order)}",
+        f"{_local(children[first].tag)} comes after {_local(children[first - 1].tag)} in "
+        f"{etree.QName(parent).localname}; the standard order is {', '.join(order)}",
         children[first],
     )
-    for child in sorted(children, key=lambda c: rank[_local(c.tag)]):
-        parent.append(child)  # moves the element, keeping its sourceline
+    for index in sorted(range(len(children)), key=ranks.__getitem__):  # stable, as the order found
+        parent.append(children[index])  # moves the element, keeping its sourceline
 
 
 @functools.cache
@@ -275,11 +276,11 @@ def _attachment_order(report: _Report, root: etree._Element) -> None:
 
 def _missing_parts(report: _Report, message: etree._Element) -> None:
     """EDX911: a minimal header without PromulgationInfo or DocumentType, filled in from what it has."""
-    if message.find(q("DocumentType")) is None:
+    if child(message, "DocumentType") is None:
         report.note("EDX911", "DocumentType is missing; read as Type 1", message, f"{paths.MESSAGE}/DocumentType")
         _insert(message, _leaf_tree("DocumentType", "Type", "1"))
-    if message.find(q("PromulgationInfo")) is None:
-        document_id = message.find(q("DocumentId"))
+    if child(message, "PromulgationInfo") is None:
+        document_id = child(message, "DocumentId")
         match = _DOCUMENT_ID_DATE.fullmatch(element_text(document_id).strip()) if document_id is not None else None
         if match is None or not _is_date(match[1]):
             return  # nothing to derive it from: the schema reports it missing
@@ -302,8 +303,8 @@ _HEADER_RANK = {name: i for i, name in enumerate(MESSAGE_HEADER_ORDER)}
 def _insert(message: etree._Element, element: etree._Element) -> None:
     """Insert at the standard position (before the first child that comes after it)."""
     rank = _HEADER_RANK[etree.QName(element).localname]
-    for index, child in enumerate(message):
-        if isinstance(child.tag, str) and _HEADER_RANK.get(etree.QName(child).localname, -1) > rank:
+    for index, node in enumerate(message):
+        if isinstance(node.tag, str) and _HEADER_RANK.get(etree.QName(node).localname, -1) > rank:
             message.insert(index, element)
             return
     message.append(element)

@@ -24,7 +24,7 @@ from vbdt.edxml.findings import Finding, Severity
 from vbdt.edxml.limits import DEFAULT_LIMITS, Limits
 from vbdt.edxml.order import MESSAGE_HEADER_ORDER
 from vbdt.edxml.quirks import repair_quirks
-from vbdt.edxml.walker import q
+from vbdt.edxml.walker import child, header_of
 from vbdt.edxml.xmlparse import parse_xml
 from vbdt.errors import MalformedXml, NotEdxml
 
@@ -39,9 +39,9 @@ _ROOT_START = re.compile(rb"<([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)")
 
 def is_status_message(tree: etree._ElementTree) -> bool:
     """True when the ``MessageHeader`` carries a ``StatusCode`` (a delivery receipt)."""
-    header = tree.getroot().find(f"{q('edXMLEnvelope')}/{q('edXMLHeader')}")
-    message = header.find(q("MessageHeader")) if header is not None else None
-    return message is not None and message.find(q("StatusCode")) is not None
+    header = header_of(tree.getroot())
+    message = child(header, "MessageHeader") if header is not None else None
+    return message is not None and child(message, "StatusCode") is not None
 
 
 def parse_tree(data: bytes, limits: Limits = DEFAULT_LIMITS, *, lenient: bool) -> tuple[etree._ElementTree, list[Finding]]:

@@ -9,7 +9,7 @@ an exception. A required part that is unusable raises :class:`Unusable` after it
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from lxml import etree
@@ -20,7 +20,7 @@ from vbdt.edxml.text import element_text
 from vbdt.edxml.xmlparse import EDXML_NS
 from vbdt.errors import InvalidModel, InvalidOrganId
 
-__all__ = ["Unusable", "Walker", "q"]
+__all__ = ["Unusable", "Walker", "child", "header_of", "q"]
 
 T = TypeVar("T")
 Found = tuple[etree._Element, str]
@@ -30,6 +30,21 @@ Found = tuple[etree._Element, str]
 def q(name: str) -> str:
     """Clark name in the edXML namespace."""
     return f"{{{EDXML_NS}}}{name}"
+
+
+def child(parent: etree._Element, name: str) -> etree._Element | None:
+    """The first child ``name`` in the edXML namespace: ``parent.find(q(name))``, filtered in C
+    without ElementPath (a third of its cost)."""
+    return next(parent.iterchildren(q(name)), None)
+
+
+def header_of(root: etree._Element) -> etree._Element | None:
+    """``root.find("edXMLEnvelope/edXMLHeader")`` (edXML names): the first header of any envelope."""
+    for envelope in root.iterchildren(q("edXMLEnvelope")):
+        header = child(envelope, "edXMLHeader")
+        if header is not None:
+            return header
+    return None
 
 
 class Unusable(Exception):
@@ -64,14 +79,15 @@ class Walker:
     # -- navigation
 
     def _children(self, parent: etree._Element) -> dict[str, list[etree._Element]]:
-        try:
-            return self._kids[parent]
-        except KeyError:
-            pass
-        found: dict[str, list[etree._Element]] = {}
-        for child in parent:
-            found.setdefault(child.tag, []).append(child)
-        self._kids[parent] = found
+        found = self._kids.get(parent)
+        if found is None:
+            found = self._kids[parent] = {}
+            for child in parent:
+                tag = child.tag
+                if tag in found:
+                    found[tag].append(child)
+                else:
+                    found[tag] = [child]
         return found
 
     def at(self, element: etree._Element, path: str) -> str:
@@ -82,7 +98,10 @@ class Walker:
 
     def one(self, parent: etree._Element, name: str, path: str) -> Found | None:
         """The first child ``name`` and its path, or None."""
-        found = self._children(parent).get(q(name))
+        kids = self._kids.get(parent)
+        if kids is None:
+            kids = self._children(parent)
+        found = kids.get(q(name))
         if not found:
             return None
         element = found[0]
@@ -121,6 +140,23 @@ class Walker:
         """The text of an optional child, or None when it is absent."""
         found = self.one(parent, name, path)
         return None if found is None else element_text(found[0])
+
+    def texts(self, parent: etree._Element, path: str, names: Sequence[str]) -> list[str | None]:
+        """:meth:`text` of each of ``names`` in turn, in one call (the many leaves of a part)."""
+        kids = self._children(parent)
+        lines = self.lines
+        out: list[str | None] = []
+        for name in names:
+            found = kids.get(q(name))
+            if not found:
+                out.append(None)
+                continue
+            element = found[0]
+            line = element.sourceline
+            if line:
+                lines[f"{path}/{name}"] = line
+            out.append(element_text(element))
+        return out
 
     def need_text(self, parent: etree._Element, name: str, path: str) -> str:
         """The non-empty text of a required child."""
