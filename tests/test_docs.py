@@ -37,7 +37,7 @@ def _blocks(page: Path) -> list[tuple[bool, str]]:
     return [(m["mark"] is None, m["code"]) for m in _BLOCK.finditer(page.read_text(encoding="utf-8"))]
 
 
-PAGES = sorted(GUIDE.glob("*.md"))
+PAGES = [*sorted(GUIDE.glob("*.md")), ROOT / "docs" / "bulk.md"]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
