@@ -17,6 +17,7 @@ import click
 
 from vbdt.cli.files import SMALL_FILE_BYTES, input_path, output_dir, output_file, read_input, write_output
 from vbdt.cli.options import check_organ_id, load_directory
+from vbdt.cli.progress import progress, tracked
 from vbdt.errors import UsageError
 
 __all__ = ["COMMANDS", "broker_group", "merge_credentials"]
@@ -96,8 +97,11 @@ def broker_provision(directory_path: str | None, selectors: Sequence[str], vhost
         agencies = directory.select(*selectors) if selectors else list(directory)
         ids = [str(a.organ_id) for a in agencies if str(a.organ_id) not in disabling]
         ids += [o for o in rotating if o not in ids]
-        done = provision(ids, vhost=vhost, host=host, port=port, admin=admin, management_url=management_url,
-                         rotate=True if rotate_all else rotating)
+        # one call to the broker however many agencies (vbdt.exchange.rabbitadmin): the bar moves once
+        with progress(f"provisioning on {vhost}", total=len(ids)) as advance:
+            done = provision(ids, vhost=vhost, host=host, port=port, admin=admin, management_url=management_url,
+                             rotate=True if rotate_all else rotating)
+            advance(len(ids))
         urls = done.urls
         click.echo(f"provisioned {len(done.urls) + len(done.existing)} agencies on vhost {vhost}; "
                    f"new credentials for {len(done.urls)}")
@@ -115,8 +119,9 @@ def broker_provision(directory_path: str | None, selectors: Sequence[str], vhost
         merged = merge_credentials(target, urls, disabling)
         click.echo(f"{target}: {len(merged)} agencies ({len(urls)} new or changed, {len(disabling)} removed)")
     if folder is not None:
-        for organ_id, url in urls.items():
-            write_output(folder / f"{organ_id}.json", (json.dumps({organ_id: url}, indent=1) + "\n").encode(), mode=0o600)
+        with progress("writing credentials files", total=len(urls)) as advance:
+            for organ_id, url in tracked(urls.items(), advance):
+                write_output(folder / f"{organ_id}.json", (json.dumps({organ_id: url}, indent=1) + "\n").encode(), mode=0o600)
         for organ_id in disabling:
             (folder / f"{organ_id}.json").unlink(missing_ok=True)
         click.echo(f"{folder}: one credentials file per agency for {len(urls)} agencies")

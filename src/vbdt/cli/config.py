@@ -40,7 +40,7 @@ __all__ = ["Config", "KeyFiles", "current_config", "load_config", "pick", "pick_
 
 _META = "vbdt.config"
 _TOP = {"as": str, "amqp": str, "credentials": Path, "trust": Path, "directory": Path, "ledger": Path, "out": Path,
-        "log_format": str, "keys": None}
+        "log_format": str, "admin_amqp": str, "keys": None}
 _KEYS = ("dir", "key", "cert", "person_key", "person_cert", "seal_key", "seal_cert")
 LOG_FORMATS = ("text", "json")
 
@@ -72,6 +72,8 @@ class Config:
     out: Path | None = None
     log_format: str | None = None
     keys: KeyFiles = field(default_factory=KeyFiles)
+    admin_amqp: str | None = None
+    """An operator's broker URL, for what an agency user may not see (``vbdt status``: recipients' inboxes)."""
 
 
 def load_config(path: str | Path) -> Config:
@@ -96,11 +98,13 @@ def load_config(path: str | Path) -> Config:
         values[key] = base / Path(value).expanduser() if kind is Path else value
     organ_id = check_organ_id(values["as"], f"{where}: as") if "as" in values else None
     amqp = check_amqp_url(values["amqp"], f"{where}: amqp") if "amqp" in values else None
+    admin_amqp = check_amqp_url(values["admin_amqp"], f"{where}: admin_amqp") if "admin_amqp" in values else None
     log_format = values.get("log_format")
     if log_format is not None and log_format not in LOG_FORMATS:
         raise UsageError(f"{where}: log_format must be one of {', '.join(LOG_FORMATS)}")
     return Config(where, organ_id, amqp, values.get("credentials"), values.get("trust"), values.get("directory"),
-                  values.get("ledger"), values.get("out"), log_format, _key_files(where, base, data.get("keys")))
+                  values.get("ledger"), values.get("out"), log_format, _key_files(where, base, data.get("keys")),
+                  admin_amqp=admin_amqp)
 
 
 def _key_files(where: Path, base: Path, value: object) -> KeyFiles:

@@ -19,6 +19,7 @@ from vbdt.cli import preflight
 from vbdt.cli.exits import EXIT_INVALID, fail
 from vbdt.cli.files import input_path, output_dir, output_file, read_document, read_input, write_output
 from vbdt.cli.options import limits, load_directory, optional_directory
+from vbdt.cli.progress import progress, tracked
 from vbdt.errors import SignerMismatch, UsageError
 
 if TYPE_CHECKING:
@@ -54,7 +55,8 @@ def pki_init(out_dir: str, directory_path: str | None, selectors: Sequence[str],
     if found and not force:
         fail(f"{out_dir} already holds a test CA ({', '.join(p.name for p in found)}): add agencies to it with "
              "vbdt pki add, or replace it with --force", EXIT_INVALID)
-    pki = TestPki.create([(str(a.organ_id), a.name) for a in agencies], kind="ec" if ec else "rsa")
+    with progress("issuing certificates", total=len(agencies)) as advance:  # a key pair each: seconds for a province
+        pki = TestPki.create(tracked([(str(a.organ_id), a.name) for a in agencies], advance), kind="ec" if ec else "rsa")
     pki.write(folder)
     click.echo(f"wrote a TEST PKI for {len(agencies)} agencies and one signing person to {out_dir} "
                "(ca.pem is the trust anchor; never use these keys for real documents)")
@@ -81,7 +83,8 @@ def pki_add(out_dir: str, selectors: Sequence[str], directory_path: str | None, 
     taken = [str(a.organ_id) for a in agencies if any(p.exists() for p in agency_files(folder, str(a.organ_id)))]
     if taken and not force:
         fail(f"{out_dir} already has keys for {', '.join(taken)}: replace them with --force", EXIT_INVALID)
-    add_agencies(folder, [(str(a.organ_id), a.name) for a in agencies], kind="ec" if ec else "rsa")
+    with progress("issuing certificates", total=len(agencies)) as advance:
+        add_agencies(folder, tracked([(str(a.organ_id), a.name) for a in agencies], advance), kind="ec" if ec else "rsa")
     click.echo(f"added {len(agencies)} agencies to the TEST PKI in {out_dir}: "
                f"{', '.join(str(a.organ_id) for a in agencies)}")
 
