@@ -146,8 +146,8 @@ async def run(url: str, n: int, tmp: Path, concurrency: int = 16, paced: int = 1
     await asyncio.gather(*tasks, return_exceptions=True)
     sample_doc = sender.ledger.pending() or None
     assert sample_doc is None
-    doc_bytes = sender.ledger._query("SELECT b.body FROM outbox o JOIN bodies b USING (digest) WHERE o.kind='document' LIMIT 1")[0][0]
-    receipt_bytes = receiver.ledger._query("SELECT b.body FROM outbox o JOIN bodies b USING (digest) WHERE o.kind='status' LIMIT 1")[0][0]
+    doc_bytes = sender.ledger._file.query("SELECT b.body FROM outbox o JOIN bodies b USING (digest) WHERE o.kind='document' LIMIT 1")[0][0]
+    receipt_bytes = receiver.ledger._file.query("SELECT b.body FROM outbox o JOIN bodies b USING (digest) WHERE o.kind='status' LIMIT 1")[0][0]
     await sender.transport.close()
     await receiver.transport.close()
     latencies = sorted((applied[d] - saturated[d]) * 1000 for d in saturated)

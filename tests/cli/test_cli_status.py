@@ -42,7 +42,8 @@ def _ledger(path: Path) -> Path:
                            entries)
         ledger.published([e.message_id for e in entries])
     three_weeks = dt.datetime.now(dt.UTC) - dt.timedelta(days=21)
-    ledger._db.execute("UPDATE deliveries SET sent_at = ? WHERE document_id = ?", (three_weeks.isoformat(), OLD))
+    with ledger._file.transaction() as db:
+        db.execute("UPDATE deliveries SET sent_at = ? WHERE document_id = ?", (three_weeks.isoformat(), OLD))
     ledger.apply(OLD, C1, StatusCode.ACCEPTED, receipt_key="a")
     ledger.apply(NEW, C2, StatusCode.REJECTED, receipt_key="r", note="Sai thẩm quyền")
     ledger.close()

@@ -31,7 +31,7 @@ def test_outbox_survives_a_restart_and_stores_one_body(tmp_path: Path) -> None:
     again = SqliteLedger(tmp_path / "l.db")
     pending = again.pending()
     assert [e.recipient for e in pending] == [R1, R2] and pending[0].body == b"<edXML/>" * 100
-    assert again._query("SELECT count(*) FROM bodies")[0][0] == 1
+    assert again._file.query("SELECT count(*) FROM bodies")[0][0] == 1
     assert {d.state for d in again.deliveries(DOC)} == {DeliveryState.QUEUED}
     again.published([f"{DOC}>{R1}"])
     again.unroutable(f"{DOC}>{R2}", "no inbox")
@@ -48,7 +48,7 @@ def test_receipts_apply_once_and_stale_ones_are_history(tmp_path: Path) -> None:
     assert ledger.apply(DOC, R1, StatusCode.ACCEPTED, receipt_key="k1") is None  # the same receipt again
     assert ledger.apply(DOC, R1, StatusCode.ARRIVED, receipt_key="k0") is None  # overtaken: stale
     assert ledger.deliveries(DOC)[0].state is DeliveryState.ACCEPTED
-    history = ledger._query("SELECT event, applied FROM history WHERE recipient = ? ORDER BY id", (R1,))
+    history = ledger._file.query("SELECT event, applied FROM history WHERE recipient = ? ORDER BY id", (R1,))
     assert history[-1] == ("01", 0)
     with pytest.raises(InvalidTransition, match="no delivery"):
         ledger.apply("other", R1, StatusCode.ARRIVED, receipt_key="k9")
@@ -56,7 +56,8 @@ def test_receipts_apply_once_and_stale_ones_are_history(tmp_path: Path) -> None:
 
 def _sent_at(ledger: SqliteLedger, when: dt.datetime) -> None:
     """Back-date the sending of every delivery (the ledger records the real clock)."""
-    ledger._db.execute("UPDATE deliveries SET sent_at = ?", (when.astimezone(dt.UTC).isoformat(),))
+    with ledger._file.transaction() as db:
+        db.execute("UPDATE deliveries SET sent_at = ?", (when.astimezone(dt.UTC).isoformat(),))
 
 
 def test_overdue_counts_working_days_from_when_it_was_sent(tmp_path: Path) -> None:
@@ -183,7 +184,7 @@ def test_a_rejected_delivery_is_sent_again_as_a_new_attempt(tmp_path: Path) -> N
     assert [e.message_id for e in ledger.pending()] == []
     (entry,) = ledger.resend(DOC, [R1], _attempt_id)
     assert entry.message_id == _attempt_id(R1, 2) and entry.body == b"<edXML/>" * 100  # the same signed bytes
-    assert ledger._query("SELECT count(*) FROM bodies")[0][0] == 1
+    assert ledger._file.query("SELECT count(*) FROM bodies")[0][0] == 1
     first = {d.recipient: d for d in ledger.deliveries(DOC)}[R1]
     assert (first.state, first.attempt, first.reason) == (DeliveryState.QUEUED, 2, None)
     assert [e.message_id for e in ledger.pending()] == [entry.message_id]

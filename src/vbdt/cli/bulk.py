@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from vbdt.cli.config import current_config, pick_path
-from vbdt.cli.exchange import _open_agency, agency_settings, ledger_file
+from vbdt.cli.exchange import agency_settings, ledger_file, open_agency
 from vbdt.cli.exits import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_TEMPORARY, fail
 from vbdt.cli.files import input_path, output_file, read_document, read_input, write_output
 from vbdt.cli.options import agency_options, check_organ_id, limits, load_directory
@@ -194,7 +194,7 @@ def _run_bulk(settings: Any, as_json: bool, action: Any) -> None:
     progress = _Progress(as_json)
 
     async def main() -> tuple[RunInfo, list[JournalRecipient]]:
-        agency = await _open_agency(settings, own_user=True)
+        agency = await open_agency(settings, own_user=True)
         try:
             run: BulkRun = await action(agency, progress)
             left = [r for r in run.journal.recipients(run.run_id) if r.state.value in ("unroutable", "failed")]

@@ -8,10 +8,8 @@ over again; nothing received is lost to a full disk or a hostile DocumentId.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import signal
 import sqlite3
 import sys
 from collections.abc import AsyncGenerator, Sequence
@@ -27,6 +25,7 @@ from vbdt.cli.exits import EXIT_INVALID
 from vbdt.cli.files import inbox_name, input_path, output_dir, output_file, read_document, write_output
 from vbdt.cli.logs import LoggedTransport, event, service_logging
 from vbdt.cli.options import agency_options, check_amqp_url, check_organ_id, limits, load_directory
+from vbdt.cli.service import Service
 from vbdt.edxml.model import Document, StatusMessage
 from vbdt.errors import AccessRefused, LedgerError, MessageRejected, TransportError, UsageError
 from vbdt.exchange.routing import organ_id_for_user
@@ -245,7 +244,6 @@ async def open_agency(settings: AgencySettings, *, own_user: bool = False, recon
     return agency
 
 
-_open_agency = open_agency  # the former private name, still imported elsewhere
 
 
 @click.command("send")
@@ -347,76 +345,33 @@ def listen_command(out_dir: str | None, count: int | None, idle: float | None, n
         asyncio.run(listener.run())
 
 
-class _Listener:
+class _Listener(Service["AgencyClient"]):
     """``vbdt listen``: connect (again) while the broker is away, store what arrives, stop cleanly on a signal."""
 
     def __init__(self, settings: AgencySettings, folder: Path, *, count: int | None, idle: float | None, check_publisher: bool,
                  give_up_after: float | None, policy: ReconnectPolicy, as_json: bool) -> None:
+        super().__init__(policy, give_up_after)
         self.settings = settings
         self.folder = folder
         self.count = count
         self.idle = idle
         self.check_publisher = check_publisher
-        self.give_up_after = give_up_after
-        self.policy = policy
         self.as_json = as_json
-        self.seen = 0
-        self.stop = asyncio.Event()
 
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        signals = (signal.SIGTERM, signal.SIGINT)
-        for number in signals:
-            loop.add_signal_handler(number, self._on_signal, number.name)
-        try:
-            await self._serve()
-        finally:
-            for number in signals:
-                loop.remove_signal_handler(number)
+    async def open(self) -> AgencyClient:
+        return await open_agency(self.settings, reconnect=self.policy, logged=True, check_publisher=self.check_publisher,
+                                 reconnect_attempts=_INBOX_ATTEMPTS, on_receipt=log_receipt, on_refused=log_refusal)
+
+    async def use(self, agency: AgencyClient) -> bool:
+        await self._started(agency)
+        return await self._consume(agency)
+
+    async def close(self, agency: AgencyClient) -> None:
+        await agency.close()
+
+    def stopped(self) -> None:
         event(logging.INFO, "stopped", "%s: stopped after %d documents", self.settings.organ_id, self.seen,
               organ_id=self.settings.organ_id, documents=self.seen)
-
-    def _on_signal(self, name: str) -> None:
-        if not self.stop.is_set():
-            event(logging.INFO, "stopping", "%s received: finishing the document in hand, then stopping", name, signal=name)
-        self.stop.set()
-
-    async def _serve(self) -> None:
-        failures, down_since = 0, None
-        loop = asyncio.get_running_loop()
-        while not self.stop.is_set():
-            try:
-                agency = await open_agency(self.settings, reconnect=self.policy, logged=True,
-                                            check_publisher=self.check_publisher, reconnect_attempts=_INBOX_ATTEMPTS,
-                                            on_receipt=_log_receipt, on_refused=_log_refusal)
-            except AccessRefused:
-                raise  # a wrong password, a disabled user: waiting cannot help (exit 77)
-            except TransportError as exc:
-                failures += 1
-                down_since = down_since if down_since is not None else loop.time()
-                if self.give_up_after is not None and loop.time() - down_since >= self.give_up_after:
-                    raise
-                delay = self.policy.delay(failures)
-                event(logging.WARNING, "broker_unavailable", "broker unavailable (%s); attempt %d, next in %.1f s",
-                      exc, failures, delay, attempt=failures, retry_in=round(delay, 3))
-                await self._pause(delay)
-                continue
-            failures, down_since = 0, None
-            try:
-                await self._started(agency)
-                if await self._consume(agency):
-                    return
-            except AccessRefused:
-                raise
-            except TransportError as exc:  # the inbox gave up on this connection: open a new one
-                event(logging.WARNING, "inbox_lost", "inbox interrupted (%s); connecting again", exc)
-                await self._pause(self.policy.delay(1))
-            finally:
-                await agency.close()
-
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), seconds)
 
     async def _started(self, agency: AgencyClient) -> None:
         organ_id, url = self.settings.organ_id, self.settings.url
@@ -471,14 +426,14 @@ class _Listener:
 _INBOX_ATTEMPTS = 10  # the inbox's own retries on a connection; then the listener connects afresh
 
 
-def _log_receipt(status: StatusMessage) -> None:
+def log_receipt(status: StatusMessage) -> None:
     code = status.status_code
     event(logging.INFO, "receipt", "receipt %s (%s) for %s from %s applied", code.value, code.label,
           status.response_for.document_id, status.sender.organ_id, code=code.value, label=code.label,
           document_id=status.response_for.document_id, sender=str(status.sender.organ_id), note=status.description)
 
 
-def _log_refusal(rejection: MessageRejected, publisher: str | None) -> None:
+def log_refusal(rejection: MessageRejected, publisher: str | None) -> None:
     event(logging.WARNING, "refused", "refused %s from %s (publisher %s) at %s: %s", rejection.document_id or "a message",
           rejection.sender or "?", publisher or "?", rejection.stage, rejection.reason, stage=rejection.stage,
           reason=rejection.reason, document_id=rejection.document_id, sender=rejection.sender, publisher=publisher)

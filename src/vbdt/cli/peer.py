@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from vbdt.cli.exchange import _open_agency, agency_settings, broker_identity
+from vbdt.cli.exchange import agency_settings, broker_identity, open_agency
 from vbdt.cli.options import agency_options
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def peer_command(behaviour: str, delay: float | None, reason: str | None, count:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
                 loop.add_signal_handler(sig, stop.set)
-        agency = await _open_agency(settings, own_user=True)
+        agency = await open_agency(settings, own_user=True)
         try:
             peer = Peer(agency, behaviour, delay=delay, reason=DEFAULT_REASON if reason is None else reason, on_action=show)
             user, _vhost = broker_identity(settings.url)

@@ -23,10 +23,8 @@ logs ``started``, ``received``, ``receipt``, ``refused`` and ``stopped`` events.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import signal
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,11 +34,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from vbdt.cli.config import LOG_FORMATS
-from vbdt.cli.exchange import _log_receipt, _log_refusal
+from vbdt.cli.exchange import log_receipt, log_refusal
 from vbdt.cli.files import SMALL_FILE_BYTES, inbox_name, input_path, output_dir, read_input, write_output
 from vbdt.cli.logs import event, service_logging
 from vbdt.cli.options import check_amqp_url, load_directory
-from vbdt.errors import AccessRefused, TransportError, UsageError, VbdtError
+from vbdt.cli.service import Service
+from vbdt.errors import TransportError, UsageError, VbdtError
 
 if TYPE_CHECKING:
     from vbdt.exchange.client import AgencyClient, InboxItem
@@ -144,7 +143,7 @@ def build_host(settings: HostSettings, *, policy: ReconnectPolicy,
                                   input_path(settings.keys / f"{organ_id}.cert.pem", what="certificate file"))
         agencies.append(HostedAgency(organ_id, key=key, ledger=ledgers / f"{organ_id}.db", url=urls[organ_id]))
     return AgencyHost(settings.url, agencies, trust=input_path(settings.trust, what="trust anchors file"), directory=directory,
-                      on_item=on_item, on_receipt=_log_receipt, on_refused=_log_refusal, reconnect=policy)
+                      on_item=on_item, on_receipt=log_receipt, on_refused=log_refusal, reconnect=policy)
 
 
 @click.command("serve")
@@ -170,16 +169,15 @@ def serve_command(ctx: click.Context, give_up_after: float | None, max_backoff: 
         asyncio.run(server.run())
 
 
-class _Server:
+class _Server(Service["AgencyHost"]):
     """Start the host (again) while the broker is away, stop it cleanly on a signal."""
 
+    lost = (TransportError, VbdtError)  # an inbox gave up on this connection: start afresh
+
     def __init__(self, settings: HostSettings, policy: ReconnectPolicy, give_up_after: float | None) -> None:
+        super().__init__(policy, give_up_after)
         self.settings = settings
-        self.policy = policy
-        self.give_up_after = give_up_after
         self.out = output_dir(settings.out)
-        self.seen = 0
-        self.stop = asyncio.Event()
 
     def _store(self, client: AgencyClient, item: InboxItem) -> None:
         """Write the package; the host acknowledges it when this returns (a failure leaves it to be handed again)."""
@@ -191,55 +189,23 @@ class _Server:
               item.sender, path, organ_id=client.organ_id, kind=item.kind, document_id=item.document_id, sender=item.sender,
               file=str(path))
 
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        signals = (signal.SIGTERM, signal.SIGINT)
-        for number in signals:
-            loop.add_signal_handler(number, self._on_signal, number.name)
-        try:
-            await self._serve()
-        finally:
-            for number in signals:
-                loop.remove_signal_handler(number)
+    async def open(self) -> AgencyHost:
+        host = build_host(self.settings, policy=self.policy, on_item=self._store)
+        await host.start()
+        return host
+
+    async def use(self, host: AgencyHost) -> bool:
+        event(logging.INFO, "started", "serving %d agencies on one connection as broker user %s",
+              len(host.organ_ids), host.shared.user if host.shared else "?", agencies=len(host.organ_ids),
+              user=host.shared.user if host.shared else None)
+        await self._until_stopped(host)
+        return False
+
+    async def close(self, host: AgencyHost) -> None:
+        await host.stop()
+
+    def stopped(self) -> None:
         event(logging.INFO, "stopped", "host stopped after %d documents", self.seen, documents=self.seen)
-
-    def _on_signal(self, name: str) -> None:
-        if not self.stop.is_set():
-            event(logging.INFO, "stopping", "%s received: finishing what is in hand, then stopping", name, signal=name)
-        self.stop.set()
-
-    async def _serve(self) -> None:
-        failures, down_since = 0, None
-        loop = asyncio.get_running_loop()
-        while not self.stop.is_set():
-            host = build_host(self.settings, policy=self.policy, on_item=self._store)
-            try:
-                await host.start()
-            except AccessRefused:
-                raise  # a wrong password, an inbox the host may not read: waiting cannot help (exit 77)
-            except TransportError as exc:
-                failures += 1
-                down_since = down_since if down_since is not None else loop.time()
-                if self.give_up_after is not None and loop.time() - down_since >= self.give_up_after:
-                    raise
-                delay = self.policy.delay(failures)
-                event(logging.WARNING, "broker_unavailable", "broker unavailable (%s); attempt %d, next in %.1f s",
-                      exc, failures, delay, attempt=failures, retry_in=round(delay, 3))
-                await self._pause(delay)
-                continue
-            failures, down_since = 0, None
-            event(logging.INFO, "started", "serving %d agencies on one connection as broker user %s",
-                  len(host.organ_ids), host.shared.user if host.shared else "?", agencies=len(host.organ_ids),
-                  user=host.shared.user if host.shared else None)
-            try:
-                await self._until_stopped(host)
-            except AccessRefused:
-                raise
-            except (TransportError, VbdtError) as exc:  # an inbox gave up on this connection: start afresh
-                event(logging.WARNING, "inbox_lost", "inbox interrupted (%s); connecting again", exc)
-                await self._pause(self.policy.delay(1))
-            finally:
-                await host.stop()
 
     async def _until_stopped(self, host: AgencyHost) -> None:
         stopping = asyncio.ensure_future(self.stop.wait())
@@ -253,9 +219,6 @@ class _Server:
         if failing.done() and not failing.cancelled():
             failing.result()  # raises what stopped an inbox
 
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), seconds)
 
 
 COMMANDS = [serve_command]

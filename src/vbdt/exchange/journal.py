@@ -20,17 +20,15 @@ import datetime as dt
 import json
 import os
 import secrets
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from vbdt.edxml.model import VIETNAM_TZ
-from vbdt.errors import LedgerError, UsageError
+from vbdt.errors import UsageError
+from vbdt.exchange.sqlite import SqliteFile
 
 __all__ = ["BulkJournal", "JournalDocument", "JournalRecipient", "RecipientState", "RunInfo", "RunState", "journal_path_for"]
 
@@ -155,44 +153,15 @@ class BulkJournal:
     """The runs of one agency, in one SQLite file (``":memory:"`` for a throwaway one)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            self._db.executescript(_SCHEMA)
-            self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: safe against process death
-        except (sqlite3.Error, OSError) as exc:
-            raise LedgerError(f"cannot open the bulk journal {self.path}: {exc}") from None
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise LedgerError(f"bulk journal {self.path}: {exc}") from None
-
-    def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise LedgerError(f"bulk journal {self.path}: {exc}") from None
+        self._file = SqliteFile(path, _SCHEMA, what="bulk journal")
+        self.path = self._file.path
 
     # -- writing ---------------------------------------------------------------------------
     def create_run(self, organ_id: str, problems: dict[str, str]) -> str:
         """A new run of ``organ_id`` (state running, owned by this process); its id."""
         now = dt.datetime.now(VIETNAM_TZ)
         run_id = f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-        with self._tx() as db:
+        with self._file.transaction() as db:
             db.execute("INSERT INTO bulk_runs (run_id, organ_id, state, pid, problems, created_at, updated_at) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (run_id, organ_id, RunState.RUNNING.value, os.getpid(), json.dumps(problems, ensure_ascii=False),
@@ -203,7 +172,7 @@ class BulkJournal:
                      recipients: Sequence[str]) -> None:
         """A signed package and one pending row per recipient: one transaction."""
         now = _now()
-        with self._tx() as db:
+        with self._file.transaction() as db:
             seq = db.execute("SELECT COUNT(*) FROM bulk_documents WHERE run_id = ?", (run_id,)).fetchone()[0]
             db.execute("INSERT INTO bulk_documents (run_id, document_id, seq, body, digest, record) VALUES (?, ?, ?, ?, ?, ?)",
                        (run_id, document_id, seq, body, digest, json.dumps(record, ensure_ascii=False)))
@@ -213,7 +182,7 @@ class BulkJournal:
     def mark(self, run_id: str, document_id: str, outcomes: Iterable[tuple[str, RecipientState, str | None]]) -> None:
         """Record the broker's outcome for recipients; a confirmed row never goes back to pending."""
         now = _now()
-        with self._tx() as db:
+        with self._file.transaction() as db:
             db.executemany(
                 "UPDATE bulk_recipients SET state = ?, reason = ?, attempts = attempts + 1, updated_at = ? "
                 "WHERE run_id = ? AND document_id = ? AND recipient = ? AND state != 'confirmed'",
@@ -222,18 +191,18 @@ class BulkJournal:
 
     def ledger_recorded(self, run_id: str, document_id: str) -> None:
         """The agency's ledger holds the document and its deliveries."""
-        with self._tx() as db:
+        with self._file.transaction() as db:
             db.execute("UPDATE bulk_documents SET ledger_recorded = 1 WHERE run_id = ? AND document_id = ?", (run_id, document_id))
 
     def set_state(self, run_id: str, state: RunState) -> None:
         """The run is running (in this process), interrupted or done."""
-        with self._tx() as db:
+        with self._file.transaction() as db:
             db.execute("UPDATE bulk_runs SET state = ?, pid = ?, updated_at = ? WHERE run_id = ?",
                        (state.value, os.getpid() if state is RunState.RUNNING else None, _now(), run_id))
 
     def claim(self, run_id: str) -> None:
         """Take a run over to resume it: UsageError when a live process is sending it."""
-        with self._tx() as db:
+        with self._file.transaction() as db:
             row = db.execute("SELECT state, pid FROM bulk_runs WHERE run_id = ?", (run_id,)).fetchone()
             if row is None:
                 raise UsageError(f"no bulk run {run_id!r} in {self.path}")
@@ -254,13 +223,13 @@ class BulkJournal:
         return self._runs("", ())
 
     def _runs(self, where: str, args: Sequence[object]) -> list[RunInfo]:
-        rows = self._query(f"SELECT r.run_id, r.organ_id, r.state, r.pid, r.problems, r.created_at, r.updated_at, "
+        rows = self._file.query(f"SELECT r.run_id, r.organ_id, r.state, r.pid, r.problems, r.created_at, r.updated_at, "
                            f"(SELECT COUNT(*) FROM bulk_documents d WHERE d.run_id = r.run_id) "
                            f"FROM bulk_runs r {where} ORDER BY r.rowid", args)
         out = []
         for run_id, organ_id, state, pid, problems, created, updated, documents in rows:
             counts = dict.fromkeys((s.value for s in RecipientState), 0)
-            for value, n in self._query("SELECT state, COUNT(*) FROM bulk_recipients WHERE run_id = ? GROUP BY state", (run_id,)):
+            for value, n in self._file.query("SELECT state, COUNT(*) FROM bulk_recipients WHERE run_id = ? GROUP BY state", (run_id,)):
                 counts[str(value)] = int(n)
             run_state = RunState(str(state))
             if run_state is RunState.RUNNING and not _alive(pid):
@@ -271,31 +240,30 @@ class BulkJournal:
 
     def documents(self, run_id: str) -> list[JournalDocument]:
         """The run's packages, in the order they were planned (bodies left out)."""
-        rows = self._query("SELECT document_id, digest, length(body), record, ledger_recorded FROM bulk_documents "
+        rows = self._file.query("SELECT document_id, digest, length(body), record, ledger_recorded FROM bulk_documents "
                            "WHERE run_id = ? ORDER BY seq", (run_id,))
         return [JournalDocument(str(d), str(g), int(n), json.loads(r), bool(lr)) for d, g, n, r, lr in rows]
 
     def body(self, run_id: str, document_id: str) -> bytes:
         """The signed package, as published."""
-        rows = self._query("SELECT body FROM bulk_documents WHERE run_id = ? AND document_id = ?", (run_id, document_id))
+        rows = self._file.query("SELECT body FROM bulk_documents WHERE run_id = ? AND document_id = ?", (run_id, document_id))
         if not rows:
             raise UsageError(f"no document {document_id} in bulk run {run_id}")
         return bytes(rows[0][0])
 
     def pending(self, run_id: str, document_id: str) -> list[str]:
         """Recipients of a document the broker has not confirmed (nor refused), in plan order."""
-        rows = self._query("SELECT recipient FROM bulk_recipients WHERE run_id = ? AND document_id = ? AND state = 'pending' "
+        rows = self._file.query("SELECT recipient FROM bulk_recipients WHERE run_id = ? AND document_id = ? AND state = 'pending' "
                            "ORDER BY rowid", (run_id, document_id))
         return [str(r[0]) for r in rows]
 
     def recipients(self, run_id: str) -> list[JournalRecipient]:
         """Every copy of the run, in plan order."""
-        rows = self._query("SELECT document_id, recipient, state, reason, attempts, updated_at FROM bulk_recipients "
+        rows = self._file.query("SELECT document_id, recipient, state, reason, attempts, updated_at FROM bulk_recipients "
                            "WHERE run_id = ? ORDER BY rowid", (run_id,))
         return [JournalRecipient(str(d), str(r), RecipientState(str(s)), None if why is None else str(why), int(n), _local(at))
                 for d, r, s, why, n, at in rows]
 
     def close(self) -> None:
         """Release the file."""
-        with self._lock:
-            self._db.close()
+        self._file.close()

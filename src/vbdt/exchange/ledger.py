@@ -33,9 +33,7 @@ import abc
 import datetime as dt
 import hashlib
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -45,6 +43,7 @@ from vbdt.edxml.model import VIETNAM_TZ
 from vbdt.errors import InvalidTransition, LedgerError, UsageError
 from vbdt.exchange.deadlines import DEFAULT_CALENDAR, WorkCalendar
 from vbdt.exchange.receipts import RESENDABLE, TERMINAL, DeliveryState, Event, is_stale, next_state
+from vbdt.exchange.sqlite import SqliteFile
 
 __all__ = ["Arrival", "Delivered", "FailedMessage", "HistoryEvent", "Incoming", "Ledger", "OutboxEntry", "OutboxRecord", "Overdue",
            "SentDocument", "SqliteLedger"]
@@ -382,42 +381,8 @@ class SqliteLedger(Ledger):
     """The ledger in one SQLite file (``":memory:"`` for a throwaway one)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            self._db.executescript(_SCHEMA)
-            for table, columns in _ADDED_COLUMNS.items():
-                present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                for column, declaration in columns:
-                    if column not in present:
-                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-            self._db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: safe against process death
-        except (sqlite3.Error, OSError) as exc:
-            raise LedgerError(f"cannot open the ledger {self.path}: {exc}") from None
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise LedgerError(f"ledger {self.path}: {exc}") from None
-
-    def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise LedgerError(f"ledger {self.path}: {exc}") from None
+        self._file = SqliteFile(path, _SCHEMA, what="ledger", added_columns=_ADDED_COLUMNS)
+        self.path = self._file.path
 
     @staticmethod
     def _body(db: sqlite3.Connection, body: bytes) -> str:
@@ -428,7 +393,7 @@ class SqliteLedger(Ledger):
     # -- sending ---------------------------------------------------------------------------
     def record_send(self, document: SentDocument, entries: Sequence[OutboxEntry]) -> None:
         now = _now()
-        with self._tx() as db:
+        with self._file.transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO documents (document_id, sender, code, subject, promulgated, due_date, kind, replaces, "
                 "created_at, content_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -454,11 +419,11 @@ class SqliteLedger(Ledger):
             )
 
     def record_outgoing(self, entries: Sequence[OutboxEntry]) -> None:
-        with self._tx() as db:
+        with self._file.transaction() as db:
             self._outbox(db, entries, _now())
 
     def record_outgoing_unique(self, entries: Sequence[OutboxEntry]) -> None:
-        with self._tx() as db:
+        with self._file.transaction() as db:
             for entry in entries:
                 row = db.execute("SELECT digest FROM outbox WHERE message_id = ?", (entry.message_id,)).fetchone()
                 if row is not None and row[0] != hashlib.sha256(entry.body).hexdigest():
@@ -467,15 +432,15 @@ class SqliteLedger(Ledger):
             self._outbox(db, entries, _now())
 
     def pending(self) -> list[OutboxEntry]:
-        rows = self._query(
+        rows = self._file.query(
             "SELECT o.message_id, o.document_id, o.recipient, o.kind, b.body FROM outbox o JOIN bodies b USING (digest) "
             "WHERE o.published_at IS NULL AND o.failed_at IS NULL ORDER BY o.rowid"
         )
-        return [OutboxEntry(str(m), str(d), str(r), str(k), bytes(b)) for m, d, r, k, b in rows]  # type: ignore[call-overload]
+        return [OutboxEntry(str(m), str(d), str(r), str(k), bytes(b)) for m, d, r, k, b in rows]
 
     def published(self, message_ids: Sequence[str]) -> None:
         now = _now()
-        with self._tx() as db:
+        with self._file.transaction() as db:
             for message_id in message_ids:
                 row = db.execute("SELECT document_id, recipient, kind FROM outbox WHERE message_id = ?", (message_id,)).fetchone()
                 db.execute("UPDATE outbox SET published_at = ? WHERE message_id = ? AND published_at IS NULL", (now, message_id))
@@ -484,7 +449,7 @@ class SqliteLedger(Ledger):
 
     def unroutable(self, message_id: str, reason: str) -> None:
         now = _now()
-        with self._tx() as db:
+        with self._file.transaction() as db:
             row = db.execute("SELECT document_id, recipient, kind FROM outbox WHERE message_id = ?", (message_id,)).fetchone()
             db.execute("UPDATE outbox SET published_at = ? WHERE message_id = ?", (now, message_id))
             if row and row[2] == "document":
@@ -492,7 +457,7 @@ class SqliteLedger(Ledger):
 
     def failed(self, message_id: str, reason: str) -> None:
         now = _now()
-        with self._tx() as db:
+        with self._file.transaction() as db:
             row = db.execute("SELECT document_id, recipient, kind FROM outbox WHERE message_id = ?", (message_id,)).fetchone()
             db.execute("UPDATE outbox SET failed_at = ?, failure = ? WHERE message_id = ? AND published_at IS NULL",
                        (now, reason, message_id))
@@ -500,7 +465,7 @@ class SqliteLedger(Ledger):
                 self._move(db, row[0], row[1], Event.REFUSED, reason, now)
 
     def failures(self) -> list[FailedMessage]:
-        rows = self._query("SELECT message_id, document_id, recipient, kind, failure FROM outbox "
+        rows = self._file.query("SELECT message_id, document_id, recipient, kind, failure FROM outbox "
                            "WHERE failed_at IS NOT NULL ORDER BY rowid")
         return [FailedMessage(*(str(v) for v in row)) for row in rows]
 
@@ -531,7 +496,7 @@ class SqliteLedger(Ledger):
 
     def apply(self, document_id: str, recipient: str, code: StatusCode, *, receipt_key: str, note: str | None = None) -> DeliveryState | None:
         now = _now()
-        with self._tx() as db:
+        with self._file.transaction() as db:
             if db.execute("SELECT 1 FROM receipts_seen WHERE receipt_key = ?", (receipt_key,)).fetchone():
                 return None
             result = self._move(db, document_id, recipient, code, note, now)
@@ -541,7 +506,7 @@ class SqliteLedger(Ledger):
     def resend(self, document_id: str, recipients: Sequence[str], message_id: Callable[[str, int], str]) -> list[OutboxEntry]:
         now = _now()
         entries: list[OutboxEntry] = []
-        with self._tx() as db:
+        with self._file.transaction() as db:
             for recipient in recipients:
                 row = db.execute("SELECT d.state, d.attempt, o.digest FROM deliveries d JOIN outbox o "
                                  "ON o.document_id = d.document_id AND o.recipient = d.recipient AND o.kind = 'document' "
@@ -565,7 +530,7 @@ class SqliteLedger(Ledger):
 
     def outbox_records(self, *, pending_only: bool = True) -> list[OutboxRecord]:
         where = "WHERE o.published_at IS NULL AND o.failed_at IS NULL " if pending_only else ""
-        rows = self._query("SELECT o.message_id, o.document_id, o.recipient, o.kind, length(b.body), o.created_at, "
+        rows = self._file.query("SELECT o.message_id, o.document_id, o.recipient, o.kind, length(b.body), o.created_at, "
                            "o.published_at, o.failed_at, o.failure FROM outbox o JOIN bodies b USING (digest) "
                            f"{where}ORDER BY o.rowid")
         return [OutboxRecord(str(m), str(d), str(r), str(k), int(str(size)), _local(created),
@@ -576,7 +541,7 @@ class SqliteLedger(Ledger):
         """Move every open delivery of a document to RECALL_REQUESTED; return those recipients."""
         now = _now()
         moved = []
-        with self._tx() as db:
+        with self._file.transaction() as db:
             for recipient in recipients:
                 state = db.execute("SELECT state FROM deliveries WHERE document_id = ? AND recipient = ?", (document_id, recipient)).fetchone()
                 if state and DeliveryState(state[0]) not in TERMINAL:
@@ -585,7 +550,7 @@ class SqliteLedger(Ledger):
         return moved
 
     def deliveries(self, document_id: str) -> list[Delivered]:
-        rows = self._query("SELECT d.recipient, d.state, d.reason, d.updated_at, d.attempt, COALESCE(d.sent_at, doc.created_at) "
+        rows = self._file.query("SELECT d.recipient, d.state, d.reason, d.updated_at, d.attempt, COALESCE(d.sent_at, doc.created_at) "
                            "FROM deliveries d LEFT JOIN documents doc USING (document_id) WHERE d.document_id = ? "
                            "ORDER BY d.recipient", (document_id,))
         return [Delivered(document_id, str(r), DeliveryState(str(s)), _opt(why), _local(at), int(str(attempt or 1)),
@@ -599,16 +564,16 @@ class SqliteLedger(Ledger):
                             None if digest is None else str(digest))
 
     def document(self, document_id: str) -> SentDocument | None:
-        rows = self._query(f"SELECT {_SENT_COLUMNS} FROM documents WHERE document_id = ?", (document_id,))
+        rows = self._file.query(f"SELECT {_SENT_COLUMNS} FROM documents WHERE document_id = ?", (document_id,))
         return self._sent(rows[0]) if rows else None
 
     def documents(self) -> list[SentDocument]:
-        rows = self._query(f"SELECT {_SENT_COLUMNS} FROM documents ORDER BY rowid")
+        rows = self._file.query(f"SELECT {_SENT_COLUMNS} FROM documents ORDER BY rowid")
         return [self._sent(r) for r in rows]
 
     def overdue(self, now: dt.datetime | None = None, calendar: WorkCalendar = DEFAULT_CALENDAR) -> list[Overdue]:
         now = (now or dt.datetime.now(VIETNAM_TZ)).astimezone(VIETNAM_TZ)
-        rows = self._query(
+        rows = self._file.query(
             "SELECT d.document_id, d.recipient, d.state, COALESCE(d.sent_at, doc.created_at), doc.due_date FROM deliveries d "
             "JOIN documents doc USING (document_id) ORDER BY doc.rowid, d.recipient"
         )
@@ -635,7 +600,7 @@ class SqliteLedger(Ledger):
     # -- receiving -------------------------------------------------------------------------
     def store_incoming(self, sender: str, document_id: str, kind: str, message_id: str, body: bytes,
                        content_digest: str | None = None, verdict: str | None = None) -> Arrival:
-        with self._tx() as db:
+        with self._file.transaction() as db:
             row = db.execute("SELECT content_digest, state, message_id FROM incoming WHERE sender = ? AND document_id = ? "
                              "AND kind = ?", (sender, document_id, kind)).fetchone()
             if row is not None:
@@ -658,12 +623,12 @@ class SqliteLedger(Ledger):
             return Arrival.NEW
 
     def _incoming_rows(self, where: str, args: Sequence[object], limit: int | None = None) -> list[Incoming]:
-        rows = self._query(
+        rows = self._file.query(
             "SELECT i.sender, i.document_id, i.kind, i.message_id, b.body, i.receipt_sent, i.handed, i.state, "
             "i.received_at, i.acked_at, i.verdict "
             f"FROM incoming i JOIN bodies b USING (digest) WHERE {where} ORDER BY i.rowid"
             + (" LIMIT ?" if limit is not None else ""), [*args, *([limit] if limit is not None else [])])
-        return [Incoming(str(s), str(d), str(k), str(m), bytes(b), bool(r), bool(h), str(st),  # type: ignore[call-overload]
+        return [Incoming(str(s), str(d), str(k), str(m), bytes(b), bool(r), bool(h), str(st),
                          _local(at), acked is not None, None if verdict is None else str(verdict))
                 for s, d, k, m, b, r, h, st, at, acked, verdict in rows]
 
@@ -673,7 +638,7 @@ class SqliteLedger(Ledger):
 
     def mark_incoming(self, sender: str, document_id: str, kind: str, *, receipt_sent: bool | None = None,
                       handed: bool | None = None, state: str | None = None) -> None:
-        with self._tx() as db:
+        with self._file.transaction() as db:
             db.execute(
                 "UPDATE incoming SET receipt_sent = COALESCE(?, receipt_sent), handed = COALESCE(?, handed), "
                 "state = COALESCE(?, state) WHERE sender = ? AND document_id = ? AND kind = ?",
@@ -681,12 +646,12 @@ class SqliteLedger(Ledger):
             )
 
     def receipt_sent(self, sender: str, document_id: str, kind: str) -> bool:
-        rows = self._query("SELECT receipt_sent FROM incoming WHERE sender = ? AND document_id = ? AND kind = ?",
+        rows = self._file.query("SELECT receipt_sent FROM incoming WHERE sender = ? AND document_id = ? AND kind = ?",
                            (sender, document_id, kind))
         return bool(rows and rows[0][0])
 
     def claim_handover(self, sender: str, document_id: str, kind: str) -> bool:
-        with self._tx() as db:
+        with self._file.transaction() as db:
             cursor = db.execute("UPDATE incoming SET handed = 1 WHERE sender = ? AND document_id = ? AND kind = ? AND handed = 0",
                                 (sender, document_id, kind))
             return cursor.rowcount == 1
@@ -698,7 +663,7 @@ class SqliteLedger(Ledger):
         return self._incoming_rows("i.acked_at IS NULL", ())
 
     def acknowledge(self, sender: str, document_id: str, kind: str) -> bool:
-        with self._tx() as db:
+        with self._file.transaction() as db:
             cursor = db.execute("UPDATE incoming SET acked_at = ?, handed = 1 WHERE sender = ? AND document_id = ? "
                                 "AND kind = ? AND acked_at IS NULL", (_now(), sender, document_id, kind))
             return cursor.rowcount == 1
@@ -723,17 +688,17 @@ class SqliteLedger(Ledger):
 
     def record_answer(self, sender: str, document_id: str, kind: str, code: StatusCode, note: str | None,
                       staff: str | None) -> None:
-        with self._tx() as db:
+        with self._file.transaction() as db:
             db.execute("INSERT INTO answers (sender, document_id, kind, code, note, staff, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (sender, document_id, kind, code.value, note, staff, _now()))
             db.execute("UPDATE incoming SET state = ? WHERE sender = ? AND document_id = ? AND kind = ?",
                        (code.value, sender, document_id, kind))
 
     def history(self, document_id: str, agency: str | None = None) -> list[HistoryEvent]:
-        sent = self._query(
+        sent = self._file.query(
             "SELECT recipient, event, state, note, applied, at FROM history WHERE document_id = ? "
             "AND (? IS NULL OR recipient = ?) ORDER BY id", (document_id, agency, agency))
-        answered = self._query(
+        answered = self._file.query(
             "SELECT sender, code, note, staff, at FROM answers WHERE document_id = ? "
             "AND (? IS NULL OR sender = ?) ORDER BY id", (document_id, agency, agency))
         return ([HistoryEvent(document_id, str(a), str(e), str(st), _opt(n), None, bool(ok), _local(at))
@@ -742,5 +707,4 @@ class SqliteLedger(Ledger):
                    for a, code, n, staff, at in answered])
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._file.close()
