@@ -36,6 +36,7 @@ from vbdt.edxml.model import (
 from vbdt.edxml.resources import example_directory_path
 from vbdt.edxml.validation import read, validate
 from vbdt.edxml.writer import write
+from vbdt.testing.documents import make_document
 from vbdt.trust.samplepdf import make_pdf
 
 __all__ = ["COMMANDS", "build_directive", "compose", "demo_command", "run_demo", "run_exchange_demo"]
@@ -90,22 +91,10 @@ def compose(
     type_detail: int = 1,
 ) -> Document:
     """A realistic document from ``sender`` to ``recipients`` with a one-page PDF (unsigned)."""
-    code = Code(number=number, notation=notation)
-    org = directory.organization(sender)
-    pdf = make_pdf([(org.organ_name or sender).upper(), f"So: {code}", type_name.upper(), subject])
-    return Document(
-        sender=org,
-        recipients=[directory.organization(r) for r in recipients],
-        code=code,
-        promulgation=PromulgationInfo(place=None, date=issued),
-        document_type=DocumentType(type=1, type_detail=type_detail, type_name=type_name),
-        subject=subject,
-        signer=SignerInfo(competence="TM. ỦY BAN NHÂN DÂN", position="Chủ tịch", full_name="Nguyễn Văn A"),
-        due_date=issued + timedelta(days=due_in_days) if due_in_days is not None else None,
-        other_info=OtherInfo(priority=Priority.NORMAL, promulgation_amount=len(recipients), page_amount=1),
-        business=Business(staff_info=StaffInfo(department="Văn thư", staff="Văn thư")),
-        attachments=[Attachment.from_bytes(f"{number}-{notation}.pdf", pdf, content_id="cid:1")],
-    )
+    name = directory.organization(sender).organ_name or sender
+    return make_document(directory, sender, recipients, subject=subject, number=number, notation=notation,
+                         type_name=type_name, issued=issued, due_in_days=due_in_days, type_detail=type_detail,
+                         pdf_lines=[name.upper(), f"So: {number}/{notation}", type_name.upper(), subject])
 
 
 def run_demo(out_dir: Path, *, echo: Callable[[str], None] = print) -> Document:

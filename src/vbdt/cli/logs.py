@@ -20,7 +20,16 @@ from typing import Any
 
 import click
 
-from vbdt.exchange.transport import DeadLetter, Delivery, InboxStatus, OnWaiting, Outgoing, PublishOutcome, Transport
+from vbdt.exchange.transport import (
+    DeadLetter,
+    Delivery,
+    InboxStatus,
+    OnWaiting,
+    Outgoing,
+    PublishOutcome,
+    Transport,
+    WrappedDelivery,
+)
 
 __all__ = ["LoggedTransport", "event", "service_logging"]
 
@@ -78,22 +87,8 @@ def event(level: int, what: str, message: str, *args: object, **fields: object) 
     log.log(level, message, *args, extra={"fields": {"event": what, **fields}})
 
 
-class _LoggedDelivery(Delivery):
-    def __init__(self, inner: Delivery) -> None:
-        self._inner = inner
-        self.body = inner.body
-        self.message_id = inner.message_id
-        self.routing_key = inner.routing_key
-        self.headers = inner.headers
-        self.user_id = inner.user_id
-        self.broker_user = inner.broker_user
-        self.redelivered = inner.redelivered
-
-    async def ack(self) -> None:
-        await self._inner.ack()
-
-    async def nack(self, *, requeue: bool = True) -> None:
-        await self._inner.nack(requeue=requeue)
+class _LoggedDelivery(WrappedDelivery):
+    """Logs the dead letter it is given."""
 
     async def dead_letter(self, reason: str) -> None:
         await self._inner.dead_letter(reason)

@@ -59,6 +59,7 @@ from vbdt.exchange.transport import (
     PublishOutcome,
     ReconnectPolicy,
     Transport,
+    WrappedDelivery,
 )
 from vbdt.trust.keys import SigningKey
 from vbdt.trust.packaging import PdfPolicy
@@ -147,25 +148,12 @@ class _Publisher:
             await transport.close()
 
 
-class _HostedDelivery(Delivery):
+class _HostedDelivery(WrappedDelivery):
     """A delivery read on the host's connection whose dead-letter report is published by the agency."""
 
     def __init__(self, inner: Delivery, publisher: _Publisher) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._publisher = publisher
-        self.body = inner.body
-        self.message_id = inner.message_id
-        self.routing_key = inner.routing_key
-        self.headers = inner.headers
-        self.user_id = inner.user_id
-        self.broker_user = inner.broker_user
-        self.redelivered = inner.redelivered
-
-    async def ack(self) -> None:
-        await self._inner.ack()
-
-    async def nack(self, *, requeue: bool = True) -> None:
-        await self._inner.nack(requeue=requeue)
 
     async def dead_letter(self, reason: str) -> None:
         # The report goes out as the agency (the host may publish nothing), then the original is

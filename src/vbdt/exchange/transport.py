@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from vbdt.errors import MessageTooLarge, PublishRefused
 
 __all__ = ["DEFAULT_QUEUE_LIMITS", "DELIVERY_LIMIT", "SHORTSTR_MAX", "DeadLetter", "Delivery", "InboxStatus", "OnWaiting", "Outgoing",
-           "PublishOutcome", "QueueLimits", "ReconnectPolicy", "Transport", "refusal",
+           "PublishOutcome", "QueueLimits", "ReconnectPolicy", "Transport", "WrappedDelivery", "refusal",
            "report_waiting"]
 
 DELIVERY_LIMIT = 5
@@ -214,6 +214,30 @@ class Delivery(abc.ABC):
     @abc.abstractmethod
     async def dead_letter(self, reason: str) -> None:
         """Keep the message in the dead-letter queue with ``reason``, then remove it from the inbox."""
+
+
+class WrappedDelivery(Delivery):
+    """A delivery that forwards to another: subclasses change what one of the settlements does
+    (logging it, publishing a report as someone else) and keep the rest."""
+
+    def __init__(self, inner: Delivery) -> None:
+        self._inner = inner
+        self.body = inner.body
+        self.message_id = inner.message_id
+        self.routing_key = inner.routing_key
+        self.headers = inner.headers
+        self.user_id = inner.user_id
+        self.broker_user = inner.broker_user
+        self.redelivered = inner.redelivered
+
+    async def ack(self) -> None:
+        await self._inner.ack()
+
+    async def nack(self, *, requeue: bool = True) -> None:
+        await self._inner.nack(requeue=requeue)
+
+    async def dead_letter(self, reason: str) -> None:
+        await self._inner.dead_letter(reason)
 
 
 class Transport(abc.ABC):

@@ -24,7 +24,6 @@ from vbdt.edxml.model import (
     SignerInfo,
     StaffInfo,
 )
-from vbdt.errors import UsageError
 from vbdt.trust.samplepdf import make_pdf
 
 __all__ = ["make_document"]
@@ -34,21 +33,24 @@ _numbers = itertools.count(1)  # one series per process: a DocumentId names one 
 
 def make_document(directory: Directory, sender: str, recipients: Sequence[str], *, subject: str = "Về việc thử nghiệm trao đổi văn bản điện tử",
                   number: str | None = None, notation: str = "UBND-VP", type_name: str = "Công văn",
-                  issued: date | None = None, due_in_days: int | None = 7) -> Document:
+                  issued: date | None = None, due_in_days: int | None = 7, type_detail: int = 1,
+                  pdf_lines: Sequence[str] | None = None) -> Document:
     """A document from ``sender`` to ``recipients`` (OrganIds of ``directory``), numbered in turn unless
-    ``number`` is given, dated ``issued`` (today), due ``due_in_days`` later (``None``: no due date)."""
-    if not recipients:
-        raise UsageError("a document needs at least one recipient")
+    ``number`` is given, dated ``issued`` (today), due ``due_in_days`` later (``None``: no due date),
+    with a one-page PDF showing ``pdf_lines`` (default: a test banner, the number and the type).
+    ``recipients`` may be empty for a document whose recipients ``send(doc, to=[selectors])`` fills in
+    (validation reports an empty To list otherwise: EDX103)."""
     issued = issued or date.today()
     code = Code(number=number or str(next(_numbers)), notation=notation)
     org = directory.organization(sender)
-    pdf = make_pdf(["VAN BAN THU NGHIEM (TEST)", f"So: {code.number}/{code.notation}", type_name.encode("ascii", "replace").decode()])
+    pdf = make_pdf(list(pdf_lines) if pdf_lines is not None else
+                   ["VAN BAN THU NGHIEM (TEST)", f"So: {code.number}/{code.notation}", type_name.encode("ascii", "replace").decode()])
     return Document(
         sender=org,
         recipients=[directory.organization(r) for r in recipients],
         code=code,
         promulgation=PromulgationInfo(place=None, date=issued),
-        document_type=DocumentType(type=1, type_detail=1, type_name=type_name),
+        document_type=DocumentType(type=1, type_detail=type_detail, type_name=type_name),
         subject=subject,
         signer=SignerInfo(competence="TM. ỦY BAN NHÂN DÂN", position="Chủ tịch", full_name="Nguyễn Văn A"),
         due_date=issued + timedelta(days=due_in_days) if due_in_days is not None else None,
