@@ -16,7 +16,8 @@ with that leaf's key only, and binds that same leaf to the ``From`` agency (:mod
 One parse per message: :func:`verify_tree` takes the tree the caller already parsed (and
 validated) with :func:`vbdt.edxml.xmlparse.parse_xml`; the profile is checked on it, its one
 reference is canonicalised once by the backend (:mod:`vbdt.trust.dsig_backends`: python-xmlsec
-when installed, else signxml), and the model is built from it. That tree is what was signed: the
+when installed, else signxml; a big attachment's text hashed apart, not copied by the
+canonicaliser), and the model is built from it. That tree is what was signed: the
 profile leaves one ``Reference URI=""`` with the enveloped-signature and C14N transforms, so the
 signed content is the whole tree minus the signature, and the model reads text without comments
 or processing instructions, as C14N renders it. :func:`verify` is the same on bytes.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -59,6 +61,7 @@ from vbdt.trust.dsig_backends import (
     LEGACY_SIGNATURE_METHODS,
     SIGNATURE_METHODS,
     DsigBackend,
+    big_texts,
     default_backend,
     get_backend,
 )
@@ -83,6 +86,8 @@ __all__ = [
 
 
 _NS = {"ds": DS_NS, "e": EDXML_NS}
+_SIGNATURE, _ENVELOPE = f"{{{DS_NS}}}Signature", f"{{{EDXML_NS}}}edXMLEnvelope"
+_HEADER, _MESSAGE = f"{{{EDXML_NS}}}edXMLHeader", f"{{{EDXML_NS}}}MessageHeader"
 
 
 def _backend(backend: DsigBackend | str | None) -> DsigBackend:
@@ -117,11 +122,53 @@ def sign(package: Package | bytes, key: SigningKey, *, limits: Limits = DEFAULT_
 
 def _serialize(root: etree._Element) -> bytes:
     """UTF-8 with the declaration and a final newline, as the writer does, without its second copy
-    (lxml writes to a file in pieces, and the buffer is handed over, not copied)."""
+    (lxml writes to a file in pieces, and the buffer is handed over, not copied). The tree is
+    spent: big attachment texts are moved out of it (:func:`_serialize_apart`)."""
+    big = big_texts(root)
+    if big:
+        data = _serialize_apart(root, big)
+        if data is not None:
+            return data
     out = io.BytesIO()
     root.getroottree().write(out, xml_declaration=True, encoding="UTF-8")
     out.write(b"\n")
     return out.getvalue()
+
+
+def _serialize_apart(root: etree._Element, elements: list[etree._Element]) -> bytes | None:
+    """The serialisation with each big text moved out of the tree and written where its marker
+    comes out (libxml2's serialiser escapes a text node into a copy of its own first: a 10 MB
+    attachment cost 10 MB more). Only an ASCII text with nothing to escape (base64) moves, so its
+    bytes are what the serialiser would write; None, with the texts put back, when a marker does
+    not come out once or a random token shows up anywhere else."""
+    token = f"vbdt{secrets.token_hex(16)}x"
+    moved: list[tuple[etree._Element, bytes, bytes]] = []
+    for index, element in enumerate(elements):
+        text = element.text
+        if text is None or not text.isascii() or any(char in text for char in "&<>\r"):
+            continue
+        marker = f"{token}{index:08d}"
+        element.text = marker  # frees libxml2's copy before the bytes copy is made
+        moved.append((element, marker.encode("ascii"), text.encode("ascii")))
+        del text
+    if not moved:
+        return None
+    out = io.BytesIO()
+    root.getroottree().write(out, xml_declaration=True, encoding="UTF-8")
+    small = out.getvalue()
+    places = sorted((small.find(marker), marker, data) for _, marker, data in moved)
+    if small.count(token.encode("ascii")) != len(moved) or places[0][0] < 0:
+        for element, _, data in moved:
+            element.text = data.decode("ascii")
+        return None
+    pieces: list[bytes] = []
+    start = 0
+    for place, found, text_bytes in places:
+        pieces += [small[start:place], text_bytes]
+        start = place + len(found)
+    pieces += [small[start:], b"\n"]
+    del moved, places
+    return b"".join(pieces)
 
 
 @dataclass(frozen=True)
@@ -255,9 +302,9 @@ def bind_package(check: SignatureCheck, package: Package, *, directory: Director
     return Verified(
         package=package,
         agency=agency,
-        signer=verdict.leaf.subject.rfc4514_string(),
+        signer=_subject(verdict.leaf),
         certificate=verdict.leaf,
-        chain=verdict.subjects,
+        chain=[_subject(cert) for cert in verdict.chain],
         signature_algorithm=method,
         digest_algorithm=digest,
         binding=binding,
@@ -350,7 +397,14 @@ def check_profile(root: etree._Element, *, legacy_sha1: bool = False) -> etree._
     ``edXMLHeader``, algorithms outside the profile (SHA-1 only with ``legacy_sha1``), anything but
     one ``Reference URI=""`` with the enveloped-signature and C14N transforms, a ``ds:Object``.
     """
-    signatures = root.findall(".//ds:Signature", _NS)
+    # one walk in C over the descendants for the four names (four findall(".//") walked four times)
+    signatures: list[etree._Element] = []
+    others = {_ENVELOPE: 0, _HEADER: 0, _MESSAGE: 0}
+    for element in root.iterdescendants(_SIGNATURE, _ENVELOPE, _HEADER, _MESSAGE):
+        if element.tag == _SIGNATURE:
+            signatures.append(element)
+        else:
+            others[element.tag] += 1
     if not signatures:
         if root.xpath("//*[local-name()='Signature']"):
             raise SignatureProfileError(
@@ -360,10 +414,7 @@ def check_profile(root: etree._Element, *, legacy_sha1: bool = False) -> etree._
         raise SignatureProfileError("the package is not signed (no ds:Signature in the XML-DSig namespace)")
     if len(signatures) > 1:
         raise SignatureProfileError(f"{len(signatures)} signatures; the edXML profile has exactly one")
-    envelopes = root.findall(".//e:edXMLEnvelope", _NS)
-    headers = root.findall(".//e:edXMLHeader", _NS)
-    messages = root.findall(".//e:MessageHeader", _NS)
-    if len(envelopes) != 1 or len(headers) != 1 or len(messages) != 1:
+    if set(others.values()) != {1}:
         raise SignatureProfileError("more than one envelope, header or MessageHeader: a wrapping attempt")
     signature = signatures[0]
     header = root.find("e:edXMLEnvelope/e:edXMLHeader", _NS)
@@ -440,3 +491,23 @@ def _keyinfo_certificates(signature: etree._Element, limits: Limits) -> list[x50
 # certificate is immutable; a refused one is never kept). Nothing here is a trust decision.
 _CERTS: OrderedDict[str, x509.Certificate] = OrderedDict()
 _CERTS_LOCK = threading.Lock()
+
+
+def _subject(cert: x509.Certificate) -> str:
+    """``cert.subject.rfc4514_string()``, kept per certificate object: the signer's and its chain's
+    objects come back from the caches above and the store's, and formatting the names of a
+    three-certificate chain cost more than the profile check."""
+    with _CERTS_LOCK:
+        found = _SUBJECTS.get(id(cert))
+        if found is not None and found[0] is cert:
+            return found[1]
+    subject = cert.subject.rfc4514_string()
+    with _CERTS_LOCK:
+        # the entry keeps the certificate alive, so its id is not reused while cached
+        _SUBJECTS[id(cert)] = (cert, subject)
+        while len(_SUBJECTS) > 256:
+            _SUBJECTS.popitem(last=False)
+    return subject
+
+
+_SUBJECTS: OrderedDict[int, tuple[x509.Certificate, str]] = OrderedDict()
