@@ -11,6 +11,7 @@ Only the standard library is used here: this file is what makes everything else 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -107,6 +108,34 @@ def ensure_broker() -> None:
     log("WARNING: RabbitMQ did not come up within 90 s")
 
 
+# Vhosts that only vbdt's own tests and benchmarks create (with their users, ``<vhost>/...``).
+_TEST_VHOSTS = ("vbdt-test-", "vbdt-peer-", "vbdt-bench-")
+
+_CLEAN = """
+import sys
+from vbdt.exchange.broker import deprovision
+from vbdt.exchange.rabbitadmin import RabbitAdmin
+admin = RabbitAdmin()
+for vhost in sys.argv[1:]:
+    deprovision(vhost, admin=admin)
+"""
+
+
+def clean_stale_test_vhosts() -> None:
+    """Delete the vhosts (and users) an interrupted earlier run of the tests left on the shared broker.
+
+    A killed run cannot clean up after itself, and every quorum inbox it left holds file handles of
+    the broker (1024 by default): enough leftovers and the broker stops accepting connections."""
+    if os.environ.get("VBDT_AMQP_URL") or not shutil.which("rabbitmqctl"):
+        return
+    listed = subprocess.run(["rabbitmqctl", "list_vhosts", "--quiet", "--no-table-headers"], capture_output=True,
+                            text=True, timeout=120, check=False)
+    stale = [v for v in listed.stdout.split() if v.startswith(_TEST_VHOSTS)]
+    if stale:
+        log(f"deleting {len(stale)} vhosts left by an interrupted test run: {', '.join(stale)}")
+        run(PY, "-c", _CLEAN, *stale, check=False, cwd=ROOT)
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"demo", "test", "bench"}:
         print(__doc__)
@@ -126,7 +155,15 @@ def main(argv: list[str]) -> int:
         return code
     ensure_system_tools()
     ensure_broker()
-    return run(PY, "-m", "pytest", *rest, check=False, cwd=ROOT)
+    lock_path = ROOT / ".vbdt-run" / "test.lock"
+    lock_path.parent.mkdir(exist_ok=True)
+    with open(lock_path, "w") as lock:
+        try:  # only when no other `dev.py test` runs here: its vhosts are not stale
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            clean_stale_test_vhosts()
+        except BlockingIOError:
+            log("another test run is active: leaving its vhosts alone")
+        return run(PY, "-m", "pytest", *rest, check=False, cwd=ROOT)
 
 
 if __name__ == "__main__":
