@@ -1,21 +1,34 @@
-"""Bulk directives over the local RabbitMQ: sender time, end-to-end receipts, broker cost per recipient.
+"""Bulk directives over RabbitMQ: sender time (handed and confirmed), end-to-end receipts, broker cost per recipient.
 
-    python benchmarks/bench_bulk.py [--sizes 100,1000] [--classic-sizes 3321,10000] [--e2e 50] [--broker-cost 200]
+    python benchmarks/bench_bulk.py [--sizes 100,1000] [--classic-sizes 3321,10000] [--e2e 50] [--broker-cost 1000]
+                                    [--own-node] [--profile]
 
 1. **Sender time** to hand one directive to N inboxes (``AgencyClient.bulk_send``: resolve, validate,
-   sign once, journal, find missing inboxes, publish in BCC batches, every confirm received), in a
-   process of its own per N so that its peak memory (VmHWM) is the sender's. Directories of real
-   size: the 2025 country (3,321 communes, ``vietnam-provinces``) up to 3,321, the generated
-   pre-2025 shape (10,599 communes) above. Target: 10,000 in under 2 s, under 500 MB.
+   sign once, journal, ledger, find missing inboxes, publish in BCC batches), in a process of its own
+   per N (its peak memory, VmHWM, is the sender's), reported as two figures: ``handed_seconds``, until
+   the last frame carrying the package was written to the socket (every copy is the broker's to
+   route), and ``confirmed_seconds``, until every confirm came back and was journaled (the broker's
+   fan-out to N inboxes, then fsync, is most of it). ``plan_seconds`` (resolve, validate, sign,
+   journal) and ``publishing_seconds`` (then the inbox check and the ledger) split the first.
+   Baseline in the same run: raw aio-pika publishing the same bytes to the same N inboxes, freshly
+   provisioned in a vhost of their own (one publish per 3,000 keys in BCC, confirms awaited together),
+   with the same two figures. Directories of real size: the 2025 country (3,321 communes,
+   ``vietnam-provinces``) up to 3,321, the generated pre-2025 shape (10,599 communes) above. Target:
+   10,000 in under 2 s. ``--profile`` attaches py-spy to the sender during ``bulk_send`` (it slows it):
+   its busiest functions are in the JSON.
 2. **End to end**: N receivers (AgencyClients in this process, one connection each) verify the
    package, store it and send a signed 01; measured until the sender's ledger has every 01 applied
    (each receipt's signature verified). Divided by the raw cost of N RSA-2048 signatures + N
    verifications from ``openssl speed`` (the floor no implementation goes under).
-3. **Broker cost** of one 1 MB directive to N inboxes: message bytes and memory the broker reports
-   per queue (``rabbitmqctl list_queues``) and the node's total memory before and after.
+3. **Broker cost** of one 1 MB directive to N inboxes: messages and bytes the broker keeps for them
+   (``rabbitmqctl list_queues messages_persistent message_bytes_persistent``), its memory, and with
+   ``--own-node`` the growth of the node's data directory on disk.
 
-Each part provisions a vhost of its own (``vbdt-bench-bulk-*``) and deletes it, users included.
-Prints one JSON object.
+``--own-node`` runs everything on a RabbitMQ node of the benchmark's own (own data directory, a
+port of its own, stopped at the end) instead of the shared one at 127.0.0.1:5672: the figures do
+not depend on what else the shared broker carries, and the shared broker is not loaded by 10,000
+inboxes. Each part provisions a vhost of its own (``vbdt-bench-bulk-*``) and deletes it, users
+included. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -24,11 +37,13 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,6 +70,57 @@ from vbdt.exchange.broker import definitions, deprovision
 from vbdt.exchange.rabbitadmin import RabbitAdmin
 from vbdt.trust.pki import TestPki
 from vbdt.trust.samplepdf import make_pdf
+
+CLASSIC_WHY = ("inboxes are quorum queues in vbdt's topology (one Raft group each); at 3,321 and more they are "
+               "classic queues here, for the sender side alone: importing 2,574 quorum inboxes into the shared "
+               "2-core broker did not finish within rabbitmqctl's 300 s while it carried the other test suites")
+
+
+@dataclass
+class Target:
+    """The broker the benchmark runs on: the shared one, or a node of its own (``--own-node``)."""
+
+    port: int = 5672
+    admin: RabbitAdmin = field(default_factory=RabbitAdmin)
+    data_dir: Path | None = None
+    """The node's data directory (its own node only): measured on disk by the broker-cost part."""
+
+    def ctl(self, *args: str) -> Any:
+        """rabbitmqctl on the target node, its JSON output."""
+        ctl = self.admin.ctl or "rabbitmqctl"
+        node = ["-n", self.admin.node] if self.admin.node else []
+        out = subprocess.run([ctl, *node, *args, "--formatter", "json"], capture_output=True, text=True, timeout=300,
+                             check=True, env={**os.environ, **self.admin.env})
+        return json.loads(out.stdout)
+
+
+TARGET = Target()
+
+
+def own_node(base: Path) -> Any:
+    """Start a RabbitMQ node of the benchmark's own (tests/exchange/own_broker.py), on a port above
+    the range the tests' nodes take, and point :data:`TARGET` at it."""
+    sys.path.insert(0, str(ROOT / "tests" / "exchange"))
+    import own_broker
+
+    def free_port() -> int:
+        for port in range(17200, 17400, 2):
+            with socket.socket() as a, socket.socket() as b:
+                try:
+                    a.bind(("127.0.0.1", port))
+                    b.bind(("0.0.0.0", port + 1))
+                except OSError:
+                    continue
+                return port
+        raise SystemExit("no free port pair for the benchmark's broker node")
+
+    own_broker._free_port = free_port  # its port range, not the tests'
+    node = own_broker.OwnBroker(base)
+    node.start()
+    TARGET.port = node.port
+    TARGET.admin = RabbitAdmin(node=node.node, env=node.env, ctl=own_broker.CTL)
+    TARGET.data_dir = base / "mnesia"
+    return node
 
 
 def directory_for(n: int) -> vbdt.Directory:
@@ -99,8 +165,7 @@ def provision_inboxes(vhost: str, sender: str, inboxes: list[str], passwords: di
                       queue_type: str = "quorum") -> dict[str, str]:
     """The vhost, every inbox, users only for ``passwords`` (one definitions import); their URLs.
 
-    ``queue_type="classic"`` is a variant for the sender side alone: thousands of quorum queues
-    (vbdt's topology: one Raft group each) take this shared 2-core broker minutes to start."""
+    ``queue_type="classic"`` is a variant for the sender side alone (:data:`CLASSIC_WHY`)."""
     document = definitions([sender, *inboxes], passwords, vhost=vhost)
     if queue_type == "classic":
         for queue in document["queues"]:
@@ -110,21 +175,20 @@ def provision_inboxes(vhost: str, sender: str, inboxes: list[str], passwords: di
             arguments["x-queue-type"] = "classic"
     users = {u["name"] for u in document["users"]} | {"guest"}
     document["permissions"] = [p for p in document["permissions"] if p["user"] in users]  # inboxes without a user
-    RabbitAdmin().import_definitions(document)
-    return {o: f"amqp://{vhost}%2F{o}:{pw}@127.0.0.1:5672/{vhost}" for o, pw in passwords.items()}
+    TARGET.admin.import_definitions(document)
+    return {o: f"amqp://{vhost}%2F{o}:{pw}@127.0.0.1:{TARGET.port}/{vhost}" for o, pw in passwords.items()}
 
 
 SENDER_CHILD = HWM_FUNCTION + """
-import asyncio, json, sys, time
+import asyncio, json, os, signal, subprocess, sys, time
 sys.path.insert(0, {bench!r})
-from bench_bulk import plan, directive, raw_bcc
-from vbdt.exchange.routing import routing_key
+from bench_bulk import plan, directive, HANDED
 from vbdt.exchange.amqp import AmqpTransport
 from vbdt.exchange.client import AgencyClient
 from vbdt.exchange.ledger import SqliteLedger
 from vbdt.trust.keys import SigningKey
 
-n, url, folder, workdir = {n}, {url!r}, {folder!r}, {workdir!r}
+n, url, folder, workdir, profile = {n}, {url!r}, {folder!r}, {workdir!r}, {profile!r}
 directory, sender, communes = plan(n)
 key = SigningKey.from_pem(f"{{folder}}/{{sender}}.key.pem", f"{{folder}}/{{sender}}.cert.pem")
 person = SigningKey.from_pem(f"{{folder}}/signer.key.pem", f"{{folder}}/signer.cert.pem")
@@ -139,29 +203,79 @@ async def main():
     marks = {{}}
     def event(e):
         marks.setdefault(e.kind, time.perf_counter())
+    spy = None
+    if profile:  # py-spy attached to this process for the bulk_send window only
+        spy = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid", str(os.getpid()),
+                                "--format", "raw", "--rate", "250", "--threads", "--nonblocking", "-o", profile],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        await asyncio.sleep(1.0)
+    HANDED.clear()
     start = time.perf_counter()
     run = await agency.bulk_send(doc, to=communes, on_event=event)
     end = time.perf_counter()
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(60)
     info = run.info()
-    size = run.journal.documents(run.run_id)[0].size
-    body = run.journal.body(run.run_id, run.document_ids()[0])
+    ledger_states = {{}}
+    for d in run.deliveries():
+        ledger_states[d.state.value] = ledger_states.get(d.state.value, 0) + 1
+    with open(f"{{workdir}}/body.bin", "wb") as out:
+        out.write(run.journal.body(run.run_id, run.document_ids()[0]))
+    package = run.journal.documents(run.run_id)[0].size
     await agency.close()
-    raw = await raw_bcc(url, body, [routing_key(c) for c in communes])
-    print(json.dumps({{"recipients": n, "sender_seconds": round(end - start, 3),
+    print(json.dumps({{"recipients": n, "handed_seconds": round(max(HANDED) - start, 3) if HANDED else None,
+                      "confirmed_seconds": round(end - start, 3),
                       "plan_seconds": round(marks["planned"] - start, 3),
-                      "publish_seconds": round(end - marks["planned"], 3),
+                      "publishing_seconds": round(marks["publishing"] - start, 3) if "publishing" in marks else None,
                       "confirmed": info.counts["confirmed"], "pending": info.counts["pending"],
-                      "package_bytes": size, "raw_bcc_publish_seconds": round(raw, 3),
-                      "ratio_to_raw_bcc": round((end - start) / raw, 2),
+                      "ledger_states": ledger_states, "package_bytes": package,
                       "peak_rss_mb": round(hwm() / 2**20, 1), "rss_before_mb": round(before / 2**20, 1)}}))
 
 asyncio.run(main())
 """
 
+RAW_CHILD = """
+import asyncio, json, sys
+sys.path.insert(0, {bench!r})
+from bench_bulk import plan, raw_bcc
+from vbdt.exchange.routing import routing_key
+directory, sender, communes = plan({n})
+body = open({body!r}, "rb").read()
+handed, confirmed = asyncio.run(raw_bcc({url!r}, body, [routing_key(c) for c in communes]))
+print(json.dumps({{"handed_seconds": round(handed, 3), "confirmed_seconds": round(confirmed, 3)}}))
+"""
 
-async def raw_bcc(url: str, body: bytes, keys: list[str]) -> float:
+HANDED: list[float] = []
+"""When each frame carrying a package (a publish, with its BCC header and body) was written to the
+socket (aiormq's drain of the frame): the last one is when every copy was handed to the broker."""
+
+
+def _probe_handed() -> None:
+    """Record in :data:`HANDED` the moment aiormq drained each large frame to the socket (a measuring
+    probe of this benchmark: it wraps aiormq's frame drain and changes nothing else)."""
+    from aiormq.abc import ChannelFrame
+
+    drain = ChannelFrame.drain
+    if getattr(drain, "probed", False):
+        return
+
+    def probed(self: ChannelFrame) -> None:
+        if self.should_drain and len(self.payload) >= 10_000:  # a package; passive declares and acks are small
+            HANDED.append(time.perf_counter())
+        drain(self)
+
+    probed.probed = True  # type: ignore[attr-defined]
+    ChannelFrame.drain = probed  # type: ignore[method-assign]
+
+
+_probe_handed()
+
+
+async def raw_bcc(url: str, body: bytes, keys: list[str]) -> tuple[float, float]:
     """Baseline: the same bytes to the same inboxes with raw aio-pika, one publish per 3,000 keys in
-    BCC, confirms awaited together: the broker's own cost of the fan-out, with no vbdt around it."""
+    BCC, confirms awaited together: the broker's own cost of the fan-out, with no vbdt around it.
+    Seconds until the last publish was written to the socket, and until every confirm came."""
     import aio_pika
 
     connection = await aio_pika.connect(url, timeout=300)
@@ -170,36 +284,92 @@ async def raw_bcc(url: str, body: bytes, keys: list[str]) -> float:
         exchange = await channel.get_exchange("vbdt.exchange", ensure=False)
         user = url.split("//", 1)[1].split(":", 1)[0].replace("%2F", "/")
         chunks = [keys[i:i + 3000] for i in range(0, len(keys), 3000)]
+        HANDED.clear()
         start = time.perf_counter()
         await asyncio.gather(*(exchange.publish(aio_pika.Message(body, user_id=user, headers={"BCC": c[1:]},
                                                                  delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
                                                 c[0], timeout=600) for c in chunks))
-        return time.perf_counter() - start
+        confirmed = time.perf_counter() - start
+        return (max(HANDED) - start if HANDED else confirmed), confirmed
     finally:
         await connection.close()
 
 
-def sender_time(n: int, queue_type: str) -> dict[str, Any]:
+def profile_top(raw: Path, top: int = 15) -> dict[str, Any]:
+    """The busiest functions of a py-spy raw profile (on-CPU samples of every thread): by own
+    samples (where the CPU was), and vbdt's by samples with the function on the stack (inclusive)."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f.rsplit(":", 1)[0] + ")" if ":" in f else f for f in stack.split(";")[1:]]  # no thread, no line
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            if "vbdt/" in frame:
+                inclusive[frame] = inclusive.get(frame, 0) + n
+
+    def best(counts: dict[str, int]) -> dict[str, float]:
+        return {name: round(c / max(total, 1) * 100, 1) for name, c in sorted(counts.items(), key=lambda kv: -kv[1])[:top]}
+
+    return {"samples": total, "own_percent": best(own), "vbdt_inclusive_percent": best(inclusive)}
+
+
+def _child(script: str, what: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=3600,
+                         env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    if out.returncode:
+        raise RuntimeError(f"{what}: " + " | ".join(out.stderr.strip().splitlines()[-3:]))
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def sender_time(n: int, queue_type: str, profile: bool = False) -> dict[str, Any]:
+    """vbdt's bulk_send to N fresh inboxes, then the raw baseline to N other fresh inboxes."""
     directory, sender, communes = plan(n)
-    vhost = f"vbdt-bench-bulk-{uuid.uuid4().hex[:6]}"
     pki = TestPki.create([(sender, directory.get(sender).name)])
+    here = str(Path(__file__).parent)
+    result: dict[str, Any] = {"recipients": n, "queue_type": queue_type}
+    if queue_type == "classic":
+        result["classic_why"] = CLASSIC_WHY
     with tempfile.TemporaryDirectory() as work:
         pki.write(Path(work))
+        raw = Path(work) / "profile.txt"
+        vhost = f"vbdt-bench-bulk-{uuid.uuid4().hex[:6]}"
         try:
             start = time.perf_counter()
             urls = provision_inboxes(vhost, sender, communes, {sender: uuid.uuid4().hex}, queue_type)
-            provisioned = time.perf_counter() - start
-            script = SENDER_CHILD.format(n=n, url=urls[sender], folder=work, workdir=work, bench=str(Path(__file__).parent))
-            out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=1800,
-                                 env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-            if out.returncode:
-                return {"recipients": n, "queue_type": queue_type, "error": out.stderr.strip().splitlines()[-1:]}
-            result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-            result["provision_seconds"] = round(provisioned, 2)
-            result["queue_type"] = queue_type
+            result["provision_seconds"] = round(time.perf_counter() - start, 2)
+            result.update(_child(SENDER_CHILD.format(n=n, url=urls[sender], folder=work, workdir=work, bench=here,
+                                                     profile=str(raw) if profile else ""), "vbdt sender"))
+        except Exception as exc:  # reported in the JSON, the other sizes stand
+            result["error"] = f"{type(exc).__name__}: {exc}"
             return result
         finally:
-            deprovision(vhost)
+            deprovision(vhost, admin=TARGET.admin)
+        if profile and raw.exists():
+            result["profile"] = profile_top(raw)
+        vhost = f"vbdt-bench-bulk-{uuid.uuid4().hex[:6]}"
+        try:
+            urls = provision_inboxes(vhost, sender, communes, {sender: uuid.uuid4().hex}, queue_type)
+            baseline = _child(RAW_CHILD.format(n=n, url=urls[sender], body=str(Path(work) / "body.bin"), bench=here),
+                              "raw baseline")
+        except Exception as exc:
+            result["baseline_error"] = f"{type(exc).__name__}: {exc}"
+            return result
+        finally:
+            deprovision(vhost, admin=TARGET.admin)
+    result["raw_bcc_handed_seconds"] = baseline["handed_seconds"]
+    result["raw_bcc_confirmed_seconds"] = baseline["confirmed_seconds"]
+    result["confirmed_over_raw"] = round(result["confirmed_seconds"] / baseline["confirmed_seconds"], 2)
+    if result.get("handed_seconds") is not None:
+        result["handed_minus_raw_handed_seconds"] = round(result["handed_seconds"] - baseline["handed_seconds"], 3)
+    return result
 
 
 async def end_to_end(n: int) -> dict[str, Any]:
@@ -241,7 +411,7 @@ async def end_to_end(n: int) -> dict[str, Any]:
         finally:
             for c in clients:
                 await c.close()
-            deprovision(vhost)
+            deprovision(vhost, admin=TARGET.admin)
     speed = openssl_speed()
     floor = n * (speed["rsa2048_sign_ms"] + speed["rsa2048_verify_ms"]) / 1000 if speed else None
     return {"recipients": n, "sender_seconds": round(handed, 3), "all_receipts_verified_seconds": round(total, 2),
@@ -250,15 +420,15 @@ async def end_to_end(n: int) -> dict[str, Any]:
             "package_bytes": package}
 
 
-def _ctl_json(*args: str) -> Any:
-    out = subprocess.run(["rabbitmqctl", *args, "--formatter", "json"], capture_output=True, text=True, timeout=300, check=True)
-    return json.loads(out.stdout)
-
-
 def _node_memory() -> int:
-    status = _ctl_json("status")
-    memory = status.get("memory", {})
+    memory = TARGET.ctl("status").get("memory", {})
     return int(memory.get("total", {}).get("erlang", 0)) if isinstance(memory.get("total"), dict) else int(memory.get("total", 0))
+
+
+def _disk_bytes(folder: Path | None) -> int | None:
+    if folder is None or not folder.exists():
+        return None
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
 async def broker_cost(n: int, size: int = 1_000_000) -> dict[str, Any]:
@@ -275,7 +445,7 @@ async def broker_cost(n: int, size: int = 1_000_000) -> dict[str, Any]:
         try:
             urls = provision_inboxes(vhost, sender, communes, {sender: uuid.uuid4().hex})
             await asyncio.sleep(2)
-            memory_before = _node_memory()
+            memory_before, disk_before = _node_memory(), _disk_bytes(TARGET.data_dir)
             agency = AgencyClient(sender, transport=await AmqpTransport.connect(urls[sender], declare=False, timeout=300),
                                   ledger=SqliteLedger(folder / "sender.db"), key=pki.agencies[sender], trust=folder / "ca.pem",
                                   directory=directory, person=pki.signer, seal=pki.agencies[sender])
@@ -285,19 +455,35 @@ async def broker_cost(n: int, size: int = 1_000_000) -> dict[str, Any]:
             seconds = time.perf_counter() - start
             package = run.journal.documents(run.run_id)[0].size
             await agency.close()
-            await asyncio.sleep(2)
-            queues = [q for q in _ctl_json("list_queues", "-p", vhost, "name", "messages", "message_bytes", "memory")
-                      if str(q["name"]).startswith("vbdt.inbox.") and q["name"] != f"vbdt.inbox.{sender}"]
-            memory_after = _node_memory()
+            for _ in range(60):  # the broker's per-queue figures of quorum queues lag by seconds
+                queues = [q for q in TARGET.ctl("list_queues", "-p", vhost, "name", "messages", "message_bytes",
+                                                "messages_persistent", "message_bytes_persistent", "memory")
+                          if str(q["name"]).startswith("vbdt.inbox.") and q["name"] != f"vbdt.inbox.{sender}"]
+                if sum(int(q.get("messages") or 0) for q in queues) >= n:
+                    break
+                await asyncio.sleep(2)
+            memory_after, disk_after = _node_memory(), _disk_bytes(TARGET.data_dir)
         finally:
-            deprovision(vhost)
+            deprovision(vhost, admin=TARGET.admin)
+
     def total(column: str) -> int:
         return sum(int(q.get(column) or 0) for q in queues)  # a queue still starting reports ''
 
-    return {"recipients": n, "package_bytes": package, "sender_seconds": round(seconds, 2), "queues_reporting": len(queues),
-            "messages": total("messages"), "stored_bytes_per_recipient": total("message_bytes") // max(1, len(queues)),
-            "queue_memory_bytes_per_recipient": total("memory") // max(1, len(queues)),
-            "node_memory_growth_bytes_per_recipient": (memory_after - memory_before) // n}
+    stored = total("message_bytes")
+    result = {"recipients": n, "queue_type": "quorum", "package_bytes": package, "sender_seconds": round(seconds, 2),
+              "queues_reporting": len(queues), "messages": total("messages"), "message_bytes": stored,
+              "messages_persistent": total("messages_persistent"), "message_bytes_persistent": total("message_bytes_persistent"),
+              "stored_bytes_per_recipient": stored // max(1, len(queues)),
+              "stored_over_package_times_n": round(stored / max(1, package * n), 3),
+              "queue_memory_bytes_per_recipient": total("memory") // max(1, len(queues)),
+              "node_memory_growth_bytes_per_recipient": (memory_after - memory_before) // n}
+    if not stored:
+        result["note"] = ("rabbitmqctl reports no message bytes for quorum queues (0): the broker's bytes are the growth "
+                          "of its data directory (--own-node)")
+    if disk_before is not None and disk_after is not None:
+        result["data_dir_growth_bytes"] = disk_after - disk_before
+        result["data_dir_growth_over_package_times_n"] = round((disk_after - disk_before) / (package * n), 3)
+    return result
 
 
 def main() -> None:
@@ -306,22 +492,32 @@ def main() -> None:
     parser.add_argument("--classic-sizes", default="3321,10000",
                         help="recipients, classic-queue inboxes: the sender side alone, where quorum inboxes are too many for the broker")
     parser.add_argument("--e2e", type=int, default=50, help="receivers for the end-to-end part (0: skip)")
-    parser.add_argument("--broker-cost", type=int, default=200, help="inboxes for the 1 MB directive (0: skip)")
+    parser.add_argument("--broker-cost", type=int, default=1000, help="inboxes for the 1 MB directive (0: skip)")
+    parser.add_argument("--own-node", action="store_true", help="run on a RabbitMQ node of the benchmark's own")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy on the sender during bulk_send (slows it a little): its busiest functions in the JSON")
     args = parser.parse_args()
-    results: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count()}
-    results["sender"] = []
-    for queue_type, sizes in (("quorum", args.sizes), ("classic", args.classic_sizes)):
-        for n in filter(None, sizes.split(",")):
-            results["sender"].append(sender_time(int(n), queue_type))
-            print(json.dumps(results["sender"][-1]), file=sys.stderr)  # a later part failing loses nothing
-    parts = {"end_to_end": (args.e2e, end_to_end), "broker_cost": (args.broker_cost, broker_cost)}
-    for name, (n, part) in parts.items():
-        if n:
-            try:
-                results[name] = asyncio.run(part(n))
-            except Exception as exc:  # reported in the JSON, the other parts stand
-                results[name] = {"recipients": n, "error": f"{type(exc).__name__}: {exc}"}
-            print(json.dumps(results[name]), file=sys.stderr)
+    results: dict[str, Any] = {"python": sys.version.split()[0], "cpus": os.cpu_count(),
+                               "broker": "own node" if args.own_node else "shared, 127.0.0.1:5672"}
+    with tempfile.TemporaryDirectory(prefix="vbdt-bench-node-") as base:
+        node = own_node(Path(base)) if args.own_node else None
+        try:
+            results["sender"] = []
+            for queue_type, sizes in (("quorum", args.sizes), ("classic", args.classic_sizes)):
+                for n in filter(None, sizes.split(",")):
+                    results["sender"].append(sender_time(int(n), queue_type, args.profile))
+                    print(json.dumps(results["sender"][-1]), file=sys.stderr)  # a later part failing loses nothing
+            parts = {"end_to_end": (args.e2e, end_to_end), "broker_cost": (args.broker_cost, broker_cost)}
+            for name, (n, part) in parts.items():
+                if n:
+                    try:
+                        results[name] = asyncio.run(part(n))
+                    except Exception as exc:  # reported in the JSON, the other parts stand
+                        results[name] = {"recipients": n, "error": f"{type(exc).__name__}: {exc}"}
+                    print(json.dumps(results[name]), file=sys.stderr)
+        finally:
+            if node is not None:
+                node.stop()
     results["openssl_speed"] = openssl_speed()
     print(json.dumps(results, indent=2, ensure_ascii=False))
 

@@ -43,7 +43,9 @@ escapes a public entry point on bad input. The tree::
         ├── Unroutable              a recipient has no inbox: returned by the broker, never lost
         ├── MessageRejected         a received message refused by the pipeline (``.stage`` and ``.reason``)
         ├── InvalidTransition       a receipt that the state machine does not allow
+        ├── WorkerCrashed           a signing or verifying worker process died on this job, twice
         └── LedgerError             the sender's ledger cannot be read or written
+            └── BodyDropped         a received package's bytes were dropped by retention (its record stays)
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ __all__ = [
     "AccessRefused",
     "ArchiveTooLarge",
     "AttachmentError",
+    "BodyDropped",
     "BrokerAuthError",
     "BrokerUnreachable",
     "BrokerVhostMissing",
@@ -93,6 +96,7 @@ __all__ = [
     "UsageError",
     "ValidationError",
     "VbdtError",
+    "WorkerCrashed",
     "XmlError",
 ]
 
@@ -319,5 +323,26 @@ class InvalidTransition(ExchangeError):
     """A receipt that the receipt state machine does not allow from the current state."""
 
 
+class WorkerCrashed(ExchangeError):
+    """A worker process of :class:`~vbdt.exchange.workers.Workers` died while signing or verifying
+    (killed, out of memory, a crash in a C library), and its replacement died running the same job
+    again: the job itself kills it. A received message is dead-lettered with this reason; a send
+    raises it. Each worker runs one job at a time, so no other job is affected."""
+
+
 class LedgerError(ExchangeError):
     """The sender's ledger cannot be opened, read or written."""
+
+
+class BodyDropped(LedgerError):
+    """A received package whose bytes the ledger no longer holds: retention dropped them after the
+    application acknowledged it (``retention_days``, ``vbdt inbox prune``). Its record stays: state,
+    answers, verdict, when it was received. ``sender``, ``document_id`` and ``kind`` name it."""
+
+    def __init__(self, sender: str, document_id: str, kind: str, dropped_at: str | None = None) -> None:
+        when = f" on {dropped_at}" if dropped_at else ""
+        super().__init__(f"{document_id} from {sender}: the package was dropped by retention{when} "
+                         "(đã xoá theo thời hạn lưu trữ); its record, verdict and answers remain")
+        self.sender = sender
+        self.document_id = document_id
+        self.kind = kind

@@ -167,3 +167,64 @@ def test_bulk_commands_fail_with_one_line(setup) -> None:  # type: ignore[no-unt
     for args in (["--json", "--csv"], ["--html", str(tmp)], ["--html", str(tmp / "no" / "dir.html")]):
         code, _, err = run("bulk", "report", run_id, "--as", H14, "--ledger", str(tmp / "h14.db"), *args)
         assert one_line_error(code, err, 2), (args, err)
+
+
+def test_bulk_send_preflight_refuses_before_connecting(setup) -> None:  # type: ignore[no-untyped-def]
+    """The send pre-flight runs on every document before anything is journaled or published, and
+    before connecting: an unreachable broker (--amqp to port 1) is never reached when it fails."""
+    import shutil
+
+    from vbdt.edxml.resources import example_directory_path
+    from vbdt.trust.keys import SigningKey
+    from vbdt.trust.xmldsig import sign
+
+    tmp, keys, _creds = setup
+    nowhere = ["--amqp", "amqp://guest:guest@127.0.0.1:1/", "--ledger", str(tmp / "h14.db")]
+    common = ["--as", H14, "--keys", str(keys), *nowhere]
+    (tmp / "a.pdf").write_bytes(make_pdf(["CONG VAN 1"]))
+    code, _, err = run("pdf", "sign", str(tmp / "a.pdf"), "-o", str(tmp / "c1.pdf"), "--signer-key", str(keys / "signer.key.pem"),
+                       "--signer-cert", str(keys / "signer.cert.pem"), "--seal-key", str(keys / f"{C1}.key.pem"),
+                       "--seal-cert", str(keys / f"{C1}.cert.pem"))
+    assert code == 0, err  # original-valid, but C1's: not a PDF H14 may send as its own
+    header = "number,notation,date,subject,type_name,pdf,to\n"
+    manifest = tmp / "rows.csv"
+    manifest.write_text(header + f"31,CV-UBND,23/11/2026,Về việc A,Công văn,a.pdf,{C1}\n"
+                        f"32,CV-UBND,23/11/2026,Về việc B,Công văn,c1.pdf,{C1}\n"
+                        f"3A,CV-UBND,23/11/2026,Về việc C,Công văn,a.pdf,{C2}\n"
+                        f"34,CV-UBND,23/11/2026,Về việc D,Công văn,a.pdf,{C1} {C2}\n", encoding="utf-8")
+    code, _, err = run("bulk", "send", "--manifest", str(manifest), *common)
+    assert one_line_error(code, err, 1), err
+    assert "2 row(s) fail the pre-flight, nothing sent" in err and "line 3: " in err and "line 4: " in err, err
+    assert C1 in err.split("line 3: ")[1] and "EDX202" in err.split("line 4: ")[1], err  # C1's seal; CodeNumber 3A
+    assert "line 2" not in err and "line 5" not in err
+    assert not (tmp / "h14.bulk.db").exists()  # nothing journaled
+    # an unsigned PDF with no person's key to sign it: refused, unless --force (then only the broker is missing)
+    bare = tmp / "keys-without-signer"
+    shutil.copytree(keys, bare)
+    for name in ("signer.key.pem", "signer.cert.pem"):
+        (bare / name).unlink()
+    good = tmp / "good.csv"
+    good.write_text(header + f"41,CV-UBND,23/11/2026,Về việc A,Công văn,a.pdf,{C1}\n", encoding="utf-8")
+    code, _, err = run("bulk", "send", "--manifest", str(good), "--as", H14, "--keys", str(bare), *nowhere)
+    assert one_line_error(code, err, 1) and "line 2: " in err and "not signed" in err, err
+    code, _, err = run("bulk", "send", "--manifest", str(good), "--as", H14, "--keys", str(bare), *nowhere, "--force")
+    assert one_line_error(code, err, 69), err
+    # FILE: signed already by another agency, signed and then changed, not from --as, a key that is not the certificate's
+    directive = (tmp / "demo" / "directive.edxml").read_bytes()
+    foreign, tampered = tmp / "foreign.edxml", tmp / "tampered.edxml"
+    foreign.write_bytes(sign(directive, SigningKey.from_pem(keys / f"{C1}.key.pem", keys / f"{C1}.cert.pem")))
+    signed = sign(directive, SigningKey.from_pem(keys / f"{H14}.key.pem", keys / f"{H14}.cert.pem"))
+    tampered.write_bytes(signed.replace("phòng, chống".encode(), "phòng, chống, ".encode(), 1))
+    swapped = tmp / "keys-swapped"
+    shutil.copytree(keys, swapped)
+    shutil.copy(keys / f"{C1}.key.pem", swapped / f"{H14}.key.pem")
+    directory = ["--directory", str(example_directory_path())]
+    for expected, args in (
+        (1, [str(foreign), "--to", C1, *common, *directory]),
+        (1, [str(tampered), "--to", C1, *common]),
+        (2, [str(tmp / "demo" / "directive.edxml"), "--to", C2, "--as", C1, "--keys", str(keys), *nowhere]),
+        (2, [str(tmp / "demo" / "directive.edxml"), "--to", C1, "--as", H14, "--keys", str(swapped), *nowhere]),
+    ):
+        code, _, err = run("bulk", "send", *args)
+        assert one_line_error(code, err, expected), (args, err)
+        assert not (tmp / "h14.bulk.db").exists()

@@ -43,7 +43,7 @@ def test_send_listen_status(setup) -> None:  # type: ignore[no-untyped-def]
                          "--ledger", str(tmp / "h14.db"), "--json")
     assert code == 0, err
     sent = json.loads(out)
-    assert sent["recipients"] == [C1] and sent["unroutable"] == {}
+    assert [(r["organ_id"], r["name"], r["outcome"]) for r in sent["recipients"]] == [(C1, "UBND Phường Thục Phán", "confirmed")]
     code, out, err = run("listen", "--as", C1, "--out", str(tmp / "inbox"), "--count", "1", "--idle", "20", *common,
                          "--ledger", str(tmp / "c1.db"))
     assert code == 0, err

@@ -222,7 +222,7 @@ def test_send_and_listen_with_agency_urls(province: tuple[str, dict[str, str], P
                          env={"VBDT_AMQP_URL": urls[H14]})
     assert code == 0, err
     sent = json.loads(out)
-    assert sent["unroutable"] == {} and sent["pending"] == {}
+    assert sent["schema"] == 1 and [(r["organ_id"], r["outcome"], r["reason"]) for r in sent["recipients"]] == [(C1, "confirmed", None)]
     assert (etc / H14 / "state.db").exists() and not (elsewhere / ".vbdt").exists()
 
     # listen as C1 with its own URL on the command line, logs as JSON lines
@@ -368,5 +368,5 @@ def test_the_examples_are_what_the_docs_say() -> None:
     for line in ("Restart=always", "EnvironmentFile=/etc/vbdt/%i.env", "ExecStart=/usr/local/bin/vbdt --config /etc/vbdt/%i.toml listen"):
         assert f"\n{line}\n" in unit, line
     docs = (Path(__file__).parents[2] / "docs" / "cli.md").read_text()
-    for key in ("as", "amqp", "credentials", "keys", "trust", "directory", "ledger", "out", "log_format"):
+    for key in ("as", "amqp", "credentials", "keys", "trust", "directory", "ledger", "out", "retention_days", "log_format"):
         assert f"| `{key}` |" in docs, key

@@ -9,7 +9,7 @@ import pytest
 
 from vbdt.edxml.codes import StatusCode
 from vbdt.edxml.model import VIETNAM_TZ
-from vbdt.errors import InvalidTransition, LedgerError
+from vbdt.errors import InvalidTransition, LedgerError, UsageError
 from vbdt.exchange.ledger import Arrival, FailedMessage, OutboxEntry, SentDocument, SqliteLedger
 from vbdt.exchange.receipts import DeliveryState
 
@@ -234,3 +234,115 @@ def test_a_document_rejected_here_is_taken_again_when_its_sender_resends_it(tmp_
     assert ledger.store_incoming("A", "D", "document", "m3", b"<y/>", "d2") is Arrival.CONFLICT
     ledger.record_answer("A", "D", "document", StatusCode.ACCEPTED, None, None)
     assert ledger.store_incoming("A", "D", "document", "m4", b"<x/>", "d1") is Arrival.REDELIVERY
+
+
+# -- retention: the bodies of acknowledged items go, their records stay ------------------------------------------
+
+def _later() -> dt.datetime:
+    """A cut-off after every acknowledgement made so far (nothing depends on the clock's pace)."""
+    return dt.datetime.now(VIETNAM_TZ) + dt.timedelta(seconds=1)
+
+
+def _received(ledger: SqliteLedger, sender: str, body: bytes, *, handed: bool = True, acked: bool = True) -> None:
+    assert ledger.store_incoming(sender, DOC, "document", f"m-{sender}", body, f"d-{sender}", '{"agency": "x"}') is Arrival.NEW
+    ledger.mark_incoming(sender, DOC, "document", receipt_sent=True, handed=handed, state="01")
+    if acked:
+        ledger.acknowledge(sender, DOC, "document")
+
+
+def test_retention_drops_only_acknowledged_bodies_and_keeps_every_record(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.db")
+    _received(ledger, "A", b"<a/>" * 10)
+    ledger.record_answer("A", DOC, "document", StatusCode.ACCEPTED, None, "Văn thư")
+    _received(ledger, "B", b"<b/>", acked=False)  # handed, never acknowledged: handed again after a restart
+    _received(ledger, "C", b"<c/>", handed=False, acked=False)  # stored, not handed yet (a crash in between)
+    before = ledger.incoming("A", DOC, "document")
+    assert before is not None and before.size == 40 and before.dropped_at is None
+
+    # a cut-off before the acknowledgement takes nothing
+    assert ledger.drop_bodies(dt.datetime.now(VIETNAM_TZ) - dt.timedelta(days=1)).bodies == 0
+    dropped = ledger.drop_bodies(_later())
+    assert (dropped.items, dropped.bodies, dropped.bytes) == ((("A", DOC, "document"),), 1, 40)
+    after = ledger.incoming("A", DOC, "document")
+    assert after is not None and after.body is None and after.size == 40 and after.dropped_at is not None
+    assert (after.state, after.verdict, after.received_at, after.acknowledged) == ("03", before.verdict, before.received_at, True)
+    assert [h.event for h in ledger.history(DOC, "A")] == ["03"]
+    assert [i.sender for i in ledger.received()] == ["A", "B", "C"]  # listed still, body or not
+    # what a restart hands over again keeps its bytes
+    assert {i.sender: i.body for i in ledger.unacknowledged()} == {"B": b"<b/>", "C": b"<c/>"}
+    assert [i.body for i in ledger.unhanded()] == [b"<c/>"]
+    assert ledger.drop_bodies(_later()) == type(dropped)((), 0, 0)  # nothing left to drop
+    with pytest.raises(UsageError):
+        ledger.drop_bodies(dt.datetime(2026, 1, 1))  # naive: which zone?
+    # the record survives a reopening, without its body
+    ledger.close()
+    reopened = SqliteLedger(tmp_path / "l.db").incoming("A", DOC, "document")
+    assert reopened is not None and reopened.body is None and reopened.size == 40
+
+
+def test_retention_keeps_a_body_another_row_still_needs(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.db")
+    shared = b"<edXML>same bytes</edXML>"
+    # the same bytes in the outbox (a message this agency sends): kept whatever the incoming rows say
+    ledger.record_outgoing([OutboxEntry("out-1", DOC, "Z", "document", shared)])
+    _received(ledger, "A", shared)
+    assert ledger.drop_bodies(_later()).bodies == 0
+    assert ledger.incoming("A", DOC, "document").body == shared  # type: ignore[union-attr]
+    assert [e.body for e in ledger.pending()] == [shared]
+
+    # two received items with one body: kept while one of them is not acknowledged, then dropped once
+    other = b"<edXML>received twice</edXML>"
+    _received(ledger, "B", other)
+    _received(ledger, "C", other, acked=False)
+    assert ledger.drop_bodies(_later()).bodies == 0
+    assert ledger.incoming("B", DOC, "document").body == other  # type: ignore[union-attr]
+    ledger.acknowledge("C", DOC, "document")
+    dropped = ledger.drop_bodies(_later())
+    assert (sorted(s for s, _, _ in dropped.items), dropped.bodies, dropped.bytes) == (["B", "C"], 1, len(other))
+    assert ledger.incoming("A", DOC, "document").body == shared  # type: ignore[union-attr]
+
+
+def test_a_rejected_item_whose_body_was_dropped_gets_it_back_when_resent(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "l.db")
+    _received(ledger, "A", b"<x/>")
+    ledger.record_answer("A", DOC, "document", StatusCode.REJECTED, "thiếu chữ ký", None)
+    assert ledger.drop_bodies(_later()).bodies == 1
+    assert ledger.store_incoming("A", DOC, "document", "m-A", b"<x/>", "d-A") is Arrival.REDELIVERY  # the same message
+    assert ledger.store_incoming("A", DOC, "document", "m-A2", b"<x/>", "d-A") is Arrival.RESENT
+    stored = ledger.incoming("A", DOC, "document")
+    assert stored is not None and stored.body == b"<x/>" and stored.dropped_at is None and not stored.acknowledged
+
+
+def test_retention_on_a_ledger_written_before_it_existed(tmp_path: Path) -> None:
+    """A ledger of an earlier release (no size, acknowledgement or retention columns) opens, gains them,
+    and its old rows are retained like new ones; the digest stays on the row, only the body goes."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE documents (document_id TEXT PRIMARY KEY, sender TEXT NOT NULL, code TEXT NOT NULL, subject TEXT NOT NULL,"
+        " promulgated TEXT NOT NULL, due_date TEXT, kind TEXT NOT NULL, replaces TEXT, created_at TEXT NOT NULL);"
+        "CREATE TABLE bodies (digest TEXT PRIMARY KEY, body BLOB NOT NULL);"
+        "CREATE TABLE outbox (message_id TEXT PRIMARY KEY, document_id TEXT NOT NULL, recipient TEXT NOT NULL, kind TEXT NOT NULL,"
+        " digest TEXT NOT NULL, created_at TEXT NOT NULL, published_at TEXT);"
+        "CREATE TABLE incoming (sender TEXT NOT NULL, document_id TEXT NOT NULL, kind TEXT NOT NULL, message_id TEXT NOT NULL,"
+        " digest TEXT NOT NULL, received_at TEXT NOT NULL, receipt_sent INTEGER NOT NULL DEFAULT 0,"
+        " handed INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'received', PRIMARY KEY (sender, document_id, kind));"
+        "INSERT INTO bodies VALUES ('x', X'3c782f3e');"
+        "INSERT INTO incoming (sender, document_id, kind, message_id, digest, received_at, handed)"
+        " VALUES ('A', 'D', 'document', 'm', 'x', '2025-01-02T03:04:05+00:00', 1);"
+    )
+    old.close()
+    ledger = SqliteLedger(path)
+    stored = ledger.incoming("A", "D", "document")
+    assert stored is not None and stored.body == b"<x/>" and stored.size == 4 and not stored.acknowledged
+    assert ledger.drop_bodies(_later()).bodies == 0  # never acknowledged: kept
+    ledger.acknowledge("A", "D", "document")
+    assert ledger.drop_bodies(_later()).bytes == 4
+    stored = ledger.incoming("A", "D", "document")
+    assert stored is not None and stored.body is None and stored.size == 4  # the size kept from the body it had
+    ledger.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT digest FROM incoming").fetchall() == [("x",)]
+        assert db.execute("SELECT count(*) FROM bodies").fetchone() == (0,)

@@ -49,15 +49,12 @@ def _run(settings: Any, action: Any) -> Any:
 
 def _report(result: SendResult, as_json: bool, what: str) -> None:
     """Print a send's outcome (the same JSON shape for one recipient or many); exit 1 if any is not confirmed."""
-    problems = {**result.unroutable, **result.pending, **result.failed}
-    if as_json:
-        def outcome(recipient: str) -> str:
-            for name, found in (("unroutable", result.unroutable), ("pending", result.pending), ("failed", result.failed)):
-                if recipient in found:
-                    return name
-            return "confirmed"
+    from vbdt.cli.exchange import send_outcomes
 
-        echo_json("recipients", [{"organ_id": r, "outcome": outcome(r), "reason": problems.get(r)} for r in result.recipients],
+    outcomes = send_outcomes(result)
+    problems = {r: reason for r, (outcome, reason) in outcomes.items() if outcome != "confirmed"}
+    if as_json:
+        echo_json("recipients", [{"organ_id": r, "outcome": outcome, "reason": reason} for r, (outcome, reason) in outcomes.items()],
                   document_id=result.document_id, action=what)
     else:
         ok = len(result.recipients) - len(problems)

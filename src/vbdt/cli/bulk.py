@@ -8,11 +8,13 @@
     vbdt bulk list --as ...                                                   # runs and their state
     vbdt bulk report RUN --as ... [--watch] [--json | --csv | --html OUT]     # receipts, per district, overdue, rejected
 
-Progress goes to stderr: a rich progress bar (rate, ETA) on a terminal, a plain line per batch
-otherwise; ``--json`` prints one JSON event a line on stdout instead. Exit codes: 0 every copy
-confirmed by the broker; 1 some selectors, rows or recipients left out (reported, the rest sent);
-75 copies not confirmed (broker gone, inbox full): ``vbdt bulk resume RUN`` finishes them;
-130 interrupted (the run id to resume is printed).
+``vbdt bulk send`` runs the send pre-flight of ``vbdt send`` (:func:`preflight_bulk`) on every
+document before connecting. Progress goes to stderr: a rich progress bar (rate, ETA) on a terminal,
+a plain line per batch otherwise; ``--json`` prints one JSON event a line on stdout instead. Exit
+codes: 0 every copy confirmed by the broker; 1 some selectors, rows or recipients left out
+(reported, the rest sent), or a pre-flight check failed (nothing sent); 75 copies not confirmed
+(broker gone, inbox full): ``vbdt bulk resume RUN`` finishes them; 130 interrupted (the run id to
+resume is printed).
 
 A manifest is a UTF-8 CSV with a header row: ``number``, ``notation``, ``date`` (DD/MM/YYYY or
 YYYY-MM-DD), ``subject``, ``type_name``, ``pdf`` (path, relative to the manifest), ``to``
@@ -38,7 +40,7 @@ import click
 
 from vbdt.cli.config import current_config, pick_path
 from vbdt.cli.exchange import agency_settings, ledger_file, open_agency
-from vbdt.cli.exits import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_TEMPORARY, fail
+from vbdt.cli.exits import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_TEMPORARY, exit_code_for, fail, one_line
 from vbdt.cli.files import input_path, output_file, read_document, read_input, write_output
 from vbdt.cli.options import agency_options, check_organ_id, limits, load_directory
 from vbdt.directory.agencies import Directory
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
     from vbdt.exchange.bulk import BulkEvent, BulkItem, BulkRun
     from vbdt.exchange.journal import JournalRecipient, RunInfo
 
-__all__ = ["COMMANDS", "bulk_group", "read_manifest"]
+__all__ = ["COMMANDS", "bulk_group", "preflight_bulk", "read_manifest", "read_manifest_rows"]
 
 _REQUIRED = ("number", "notation", "date", "subject", "type_name", "pdf", "to")
 _OPTIONAL = ("type", "place", "due_date", "content")
@@ -96,6 +98,11 @@ def _row_document(row: dict[str, str], sender: str, directory: Directory, folder
 def read_manifest(path: str, sender: str, directory: Directory, max_bytes: int) -> list[BulkItem]:
     """Every row of a manifest as a document and its selectors; UsageError listing each broken row
     by its line number (nothing is sent when one is broken)."""
+    return [item for _, item in read_manifest_rows(path, sender, directory, max_bytes)]
+
+
+def read_manifest_rows(path: str, sender: str, directory: Directory, max_bytes: int) -> list[tuple[int, BulkItem]]:
+    """As :func:`read_manifest`, each item with the line of the manifest it comes from."""
     raw = read_input(path, limit=max_bytes)
     try:
         text = raw.decode("utf-8-sig")
@@ -105,7 +112,7 @@ def read_manifest(path: str, sender: str, directory: Directory, max_bytes: int) 
     columns = set(reader.fieldnames or ())
     if absent := [c for c in _REQUIRED if c not in columns]:
         raise UsageError(f"{path}: no column {', '.join(absent)} in the header (needs {', '.join(_REQUIRED)})")
-    items: list[BulkItem] = []
+    items: list[tuple[int, BulkItem]] = []
     broken: list[str] = []
     folder = Path(path).parent
     try:
@@ -116,7 +123,7 @@ def read_manifest(path: str, sender: str, directory: Directory, max_bytes: int) 
                 broken.append(f"line {reader.line_num}: more cells than columns")
                 continue
             try:
-                items.append(_row_document(row, sender, directory, folder, max_bytes))
+                items.append((reader.line_num, _row_document(row, sender, directory, folder, max_bytes)))
             except (ValueError, VbdtError, OSError) as exc:
                 reason = exc.errors()[0]["msg"] if isinstance(exc, InvalidModel | ValueError) and hasattr(exc, "errors") else exc
                 broken.append(f"line {reader.line_num}: {' '.join(str(reason).split())}")
@@ -128,6 +135,53 @@ def read_manifest(path: str, sender: str, directory: Directory, max_bytes: int) 
     if not items:
         raise UsageError(f"{path}: no rows")
     return items
+
+
+def preflight_bulk(rows: Sequence[tuple[int | None, BulkItem]], settings: Any, *, raw: bytes | None, force: bool,
+                   source: str) -> None:
+    """The send pre-flight (:mod:`vbdt.cli.preflight`, as ``vbdt send``) of every document of a run,
+    before connecting: each is from ``--as``; a signed envelope (``raw``, the FILE given) verifies as
+    its own; the keys match their certificates, are valid now and bound to ``--as`` (checked once:
+    they sign every document); each PDF is original-valid, or unsigned and signed now (``--force``: sent
+    as it is); each package validates as it will be sent, to the agencies its selectors name.
+
+    One document (FILE): its failure is raised, with the exit code ``vbdt send`` gives it. A manifest:
+    every row is checked, and the rows that fail are reported together by line number (exit code of
+    their failure, 1 when they fail differently); nothing is sent."""
+    from vbdt.cli import preflight
+    from vbdt.cli.exchange import signing_keys
+    from vbdt.exchange.bulk import resolve_selectors, with_trace
+
+    organ_id = settings.organ_id
+    directory = load_directory(settings.directory_path)
+    directory.get(organ_id)  # UnknownAgency with a clear message
+    key, person, seal, trust = signing_keys(settings)
+    bounds = limits()
+    preflight.check_keys(organ_id, directory, key, person=person, seal=seal)
+    failures: list[tuple[int | None, VbdtError]] = []
+    for line, item in rows:
+        document = item.document
+        try:
+            if str(document.sender.organ_id) != organ_id:
+                raise UsageError(f"the document is from {document.sender.organ_id}, not from {organ_id} (--as)")
+            if raw is not None:
+                preflight.check_envelope(raw, organ_id=organ_id, trust=trust, directory=directory, limits=bounds)
+            preflight.check_pdf_attachments(document.attachments, organ_id=organ_id, trust=trust, directory=directory,
+                                            limits=bounds, will_sign=person is not None and seal is not None, force=force)
+            recipients, _ = resolve_selectors(directory, item.to, organ_id)
+            if recipients:  # none: the run refuses it, naming its selectors
+                addressed = Document(**{**document.__dict__, "recipients": [directory.organization(r) for r in recipients]})
+                preflight.check_document(with_trace(addressed, organ_id), directory, bounds)
+        except VbdtError as exc:
+            if line is None:
+                raise
+            failures.append((line, exc))
+    if failures:
+        codes = {exit_code_for(exc) for _, exc in failures}
+        fail(f"{source}: {len(failures)} row(s) fail the pre-flight, nothing sent: "
+             + "; ".join(f"line {line}: {one_line(exc)}" for line, exc in failures[:20])
+             + (f"; and {len(failures) - 20} more" if len(failures) > 20 else ""),
+             codes.pop() if len(codes) == 1 else EXIT_INVALID)
 
 
 class _Progress:
@@ -220,11 +274,18 @@ def bulk_group() -> None:
 @click.argument("file", required=False)
 @click.option("--to", "to", multiple=True, metavar="SELECTOR", help="Recipients: OrganIds or selectors (repeat).")
 @click.option("--manifest", metavar="FILE.csv", help="Many documents: one CSV row each (see `vbdt bulk -h`).")
+@click.option("--force", is_flag=True, help="Send an unsigned PDF attachment as it is when no person's key and seal "
+              "are configured to sign it (nothing else is forcible).")
 @agency_options
-def send_command(file: str | None, to: Sequence[str], manifest: str | None, organ_id: str | None, keys_dir: str | None,
-                 trust_path: str | None, amqp_url: str | None, credentials: str | None, directory_path: str | None,
-                 ledger_path: str | None, as_json: bool) -> None:
-    """Sign FILE once and send it to every agency --to selects; or every row of --manifest."""
+def send_command(file: str | None, to: Sequence[str], manifest: str | None, force: bool, organ_id: str | None,
+                 keys_dir: str | None, trust_path: str | None, amqp_url: str | None, credentials: str | None,
+                 directory_path: str | None, ledger_path: str | None, as_json: bool) -> None:
+    """Sign FILE once and send it to every agency --to selects; or every row of --manifest.
+
+    Pre-flight, before connecting, as `vbdt send` (for every row of a manifest, failures by line):
+    the document is from --as, a file signed already verifies as its own, the keys match their
+    certificates, are valid now and bound to --as, every PDF is original-valid (or unsigned and
+    signed now with the person's key and the seal), the package validates to its recipients."""
     from vbdt.edxml.validation import read
 
     if (file is None) == (manifest is None):
@@ -234,7 +295,8 @@ def send_command(file: str | None, to: Sequence[str], manifest: str | None, orga
     if file is not None:
         if not to:
             raise UsageError("--to SELECTOR is required with FILE (e.g. --to '000.00.00.H14/**:commune')")
-        package = read(read_document(file, limit=limits().max_bytes), limits=limits())
+        raw = read_document(file, limit=limits().max_bytes)
+        package = read(raw, limits=limits())
         if not isinstance(package, Document):
             raise UsageError(f"{file} is a status message; send documents")
         document = package
@@ -245,11 +307,15 @@ def send_command(file: str | None, to: Sequence[str], manifest: str | None, orga
             raise UsageError("--as ORGANID is required with --manifest")
     settings = agency_settings(sender, keys_dir, trust_path, amqp_url, credentials, directory_path, ledger_path)
     if manifest is not None:
-        items = read_manifest(manifest, settings.organ_id, load_directory(settings.directory_path), limits().max_bytes)
+        rows: list[tuple[int | None, BulkItem]] = list(
+            read_manifest_rows(manifest, settings.organ_id, load_directory(settings.directory_path), limits().max_bytes))
+        preflight_bulk(rows, settings, raw=None, force=force, source=manifest)
     else:
         from vbdt.exchange.bulk import BulkItem
 
-        items = [BulkItem(document, list(to))]
+        rows = [(None, BulkItem(document, list(to)))]
+        preflight_bulk(rows, settings, raw=raw.getvalue(), force=force, source=str(file))
+    items = [item for _, item in rows]
 
     async def action(agency: Any, progress: _Progress) -> BulkRun:
         return await agency.bulk().send(items, on_event=progress)  # type: ignore[no-any-return]

@@ -10,7 +10,8 @@ command line (or its environment variable, such as ``VBDT_AMQP_URL``) wins over 
     directory = "directory.json"
     trust = "keys/ca.pem"
     ledger = "state/000.00.01.H14.db"
-    out = "inbox"
+    out = "inbox"                                 # optional: also write each received package there
+    retention_days = 90                          # optional: drop acknowledged bodies after 90 days
     log_format = "json"
 
     [keys]                                       # or: keys = "keys" (the folder of `vbdt pki init`)
@@ -36,13 +37,25 @@ from vbdt.cli.files import SMALL_FILE_BYTES, input_path, read_input
 from vbdt.cli.options import check_amqp_url, check_organ_id
 from vbdt.errors import UsageError
 
-__all__ = ["Config", "KeyFiles", "current_config", "load_config", "pick", "pick_path"]
+__all__ = ["MAX_RETENTION_DAYS", "Config", "KeyFiles", "check_retention_days", "current_config", "load_config", "pick",
+           "pick_path"]
 
 _META = "vbdt.config"
 _TOP = {"as": str, "amqp": str, "credentials": Path, "trust": Path, "directory": Path, "ledger": Path, "out": Path,
-        "log_format": str, "admin_amqp": str, "keys": None}
+        "log_format": str, "admin_amqp": str, "keys": None, "retention_days": int}
 _KEYS = ("dir", "key", "cert", "person_key", "person_cert", "seal_key", "seal_cert")
 LOG_FORMATS = ("text", "json")
+MAX_RETENTION_DAYS = 36500
+"""The longest retention a setting may ask for (100 years): past it a date is out of range."""
+
+
+def check_retention_days(value: object, what: str) -> int:
+    """A number of days to keep acknowledged bodies: an integer from 0 (drop at the next pass) to
+    :data:`MAX_RETENTION_DAYS`; UsageError naming ``what`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RETENTION_DAYS:
+        shown = repr(value)[:40]
+        raise UsageError(f"{what} must be a whole number of days from 0 to {MAX_RETENTION_DAYS}, not {shown}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,9 @@ class Config:
     keys: KeyFiles = field(default_factory=KeyFiles)
     admin_amqp: str | None = None
     """An operator's broker URL, for what an agency user may not see (``vbdt status``: recipients' inboxes)."""
+    retention_days: int | None = None
+    """Drop the bodies of received items acknowledged this many days ago (``listen``, ``inbox prune``);
+    None: keep them."""
 
 
 def load_config(path: str | Path) -> Config:
@@ -93,6 +109,9 @@ def load_config(path: str | Path) -> Config:
         if key == "keys" or key not in data:
             continue
         value = data[key]
+        if kind is int:
+            values[key] = check_retention_days(value, f"{where}: {key}")
+            continue
         if not isinstance(value, str) or not value:
             raise UsageError(f"{where}: {key} must be a non-empty string")
         values[key] = base / Path(value).expanduser() if kind is Path else value
@@ -104,7 +123,7 @@ def load_config(path: str | Path) -> Config:
         raise UsageError(f"{where}: log_format must be one of {', '.join(LOG_FORMATS)}")
     return Config(where, organ_id, amqp, values.get("credentials"), values.get("trust"), values.get("directory"),
                   values.get("ledger"), values.get("out"), log_format, _key_files(where, base, data.get("keys")),
-                  admin_amqp=admin_amqp)
+                  admin_amqp=admin_amqp, retention_days=values.get("retention_days"))
 
 
 def _key_files(where: Path, base: Path, value: object) -> KeyFiles:

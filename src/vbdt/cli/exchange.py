@@ -1,8 +1,13 @@
 """``vbdt send`` and ``vbdt listen``: one agency on the exchange (``vbdt status`` is :mod:`vbdt.cli.status`).
 
-``listen`` stores each received package in ``--out`` before its claim on it stands
-(:func:`store_received`). A failed write leaves the item unclaimed in the ledger, so the next ``listen`` hands it
-over again; nothing received is lost to a full disk or a hostile DocumentId.
+``listen`` receives into the agency's ledger: the client stores each package there (bytes, verdict,
+record) before it is handed over, and ``listen`` acknowledges it; the ledger is the store that
+``vbdt inbox`` reads. With ``--out`` (or ``out`` in vbdt.toml) each package is also written to that
+folder, an export for a DMS that watches one, before its claim stands (:func:`store_received`): a
+failed write leaves the item unclaimed in the ledger, so the next ``listen`` hands it over again;
+nothing received is lost to a full disk or a hostile DocumentId. With ``--retention-days`` (or
+``retention_days``) the ledger drops the bodies of items acknowledged that many days ago, at start
+and then hourly (:class:`vbdt.cli.service.Service`); their records stay.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from urllib.parse import unquote, urlsplit
 
 import click
 
-from vbdt.cli.config import LOG_FORMATS, KeyFiles, current_config, pick, pick_path
+from vbdt.cli.config import LOG_FORMATS, MAX_RETENTION_DAYS, KeyFiles, current_config, pick, pick_path
 from vbdt.cli.exits import EXIT_INVALID
 from vbdt.cli.files import inbox_name, input_path, output_dir, output_file, read_document, write_output
 from vbdt.cli.logs import LoggedTransport, event, service_logging
 from vbdt.cli.options import agency_options, check_amqp_url, check_organ_id, limits, load_directory
+from vbdt.cli.output import echo_json
 from vbdt.cli.service import Service
 from vbdt.edxml.model import Document, StatusMessage
 from vbdt.errors import AccessRefused, LedgerError, MessageRejected, TransportError, UsageError
@@ -33,6 +39,7 @@ from vbdt.exchange.routing import organ_id_for_user
 if TYPE_CHECKING:
     from vbdt.exchange.client import AgencyClient, InboxItem
     from vbdt.exchange.ledger import Ledger, SqliteLedger
+    from vbdt.exchange.outbox import SendResult
     from vbdt.exchange.transport import ReconnectPolicy, Transport
     from vbdt.trust.keys import SigningKey
 
@@ -47,6 +54,7 @@ __all__ = [
     "open_agency",
     "preflight_send",
     "send_command",
+    "send_outcomes",
     "signing_keys",
     "store_received",
 ]
@@ -272,24 +280,42 @@ def send_command(file: str, to: Sequence[str], force: bool, organ_id: str | None
     settings = agency_settings(sender, keys_dir, trust_path, amqp_url, credentials, directory_path, ledger_path)
     preflight_send(document, raw.getvalue(), settings, to=to, force=force)
 
-    async def run() -> Any:
+    async def run() -> tuple[SendResult, dict[str, str | None]]:
         agency = await open_agency(settings, own_user=True)
         try:
-            return await agency.send(document, to=list(to) or None)
+            result = await agency.send(document, to=list(to) or None)
+            names = {r: agency.directory.get(r).name if r in agency.directory else None for r in result.recipients}
+            return result, names
         finally:
             await agency.close()
 
-    result = asyncio.run(run())
+    result, names = asyncio.run(run())
+    outcomes = send_outcomes(result)
+    confirmed = sum(1 for outcome, _ in outcomes.values() if outcome == "confirmed")
     if as_json:
-        click.echo(json.dumps({"document_id": result.document_id, "recipients": result.recipients,
-                               "unroutable": result.unroutable, "pending": result.pending}, ensure_ascii=False, indent=2))
+        echo_json("recipients", [{"organ_id": r, "name": names.get(r), "outcome": outcome, "reason": reason}
+                                 for r, (outcome, reason) in outcomes.items()], document_id=result.document_id)
     else:
-        ok = len(result.recipients) - len(result.unroutable) - len(result.pending)
-        click.echo(f"{result.document_id}: confirmed by the broker for {ok} of {len(result.recipients)} recipients")
-        for recipient, reason in {**result.unroutable, **result.pending}.items():
-            click.echo(f"  {recipient}: {reason}")
-    if result.unroutable or result.pending:
+        click.echo(f"{result.document_id}: confirmed by the broker for {confirmed} of {len(result.recipients)} recipients")
+        for recipient, (outcome, reason) in outcomes.items():
+            if outcome != "confirmed":
+                click.echo(f"  {recipient}: {outcome}: {reason}")
+    if confirmed < len(outcomes):
         sys.exit(EXIT_INVALID)
+
+
+def send_outcomes(result: SendResult) -> dict[str, tuple[str, str | None]]:
+    """Recipient -> (outcome, reason) of a send, in the order of its recipients: ``confirmed`` by the
+    broker, ``unroutable`` (no inbox), ``pending`` (still in the outbox: ``vbdt outbox flush``) or
+    ``failed`` (the broker will never take it); the reason is None when confirmed."""
+    found: dict[str, tuple[str, str | None]] = {}
+    for recipient in result.recipients:
+        found[recipient] = ("confirmed", None)
+        for name, problems in (("unroutable", result.unroutable), ("pending", result.pending), ("failed", result.failed)):
+            if recipient in problems:
+                found[recipient] = (name, problems[recipient])
+                break
+    return found
 
 
 def preflight_send(document: Document, raw: bytes, settings: AgencySettings, *, to: Sequence[str] = (),
@@ -314,7 +340,11 @@ def preflight_send(document: Document, raw: bytes, settings: AgencySettings, *, 
 
 @click.command("listen")
 @click.option("--out", "out_dir", default=None, metavar="DIR",
-              help="Folder to store received documents in (default: out in vbdt.toml, else ./inbox).")
+              help="Also write each received document to DIR, for a DMS that watches a folder (default: out in "
+                   "vbdt.toml, else nothing: the ledger is the store, `vbdt inbox` reads it).")
+@click.option("--retention-days", type=click.IntRange(0, MAX_RETENTION_DAYS), default=None, metavar="DAYS",
+              help="Drop from the ledger the bodies of items acknowledged DAYS ago, at start and hourly "
+                   "(default: retention_days in vbdt.toml, else keep them).")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="Stop after this many documents.")
 @click.option("--idle", type=click.FloatRange(min=0), default=None, help="Stop after this many seconds without a message.")
 @click.option("--no-publisher-check", is_flag=True, help="For brokers without per-agency users (everyone publishes as one user).")
@@ -324,23 +354,29 @@ def preflight_send(document: Document, raw: bytes, settings: AgencySettings, *, 
               help="Exit 69 once the broker has been unavailable this long (default: retry forever).")
 @click.option("--max-backoff", type=click.FloatRange(min=0.1), default=30.0, show_default=True, metavar="SECONDS",
               help="Longest wait between two attempts to reach the broker.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes that verify and sign (1: a thread; one per core for the most throughput).")
 @agency_options
-def listen_command(out_dir: str | None, count: int | None, idle: float | None, no_publisher_check: bool, log_format: str | None,
-                   give_up_after: float | None, max_backoff: float, organ_id: str | None, keys_dir: str | None,
-                   trust_path: str | None, amqp_url: str | None, credentials: str | None, directory_path: str | None,
-                   ledger_path: str | None, as_json: bool) -> None:
-    """Receive as --as ORGANID: verify, store to --out, acknowledge (signed 01); receipts update the ledger.
+def listen_command(out_dir: str | None, retention_days: int | None, count: int | None, idle: float | None,
+                   no_publisher_check: bool, log_format: str | None, give_up_after: float | None, max_backoff: float,
+                   workers: int,
+                   organ_id: str | None, keys_dir: str | None, trust_path: str | None, amqp_url: str | None,
+                   credentials: str | None, directory_path: str | None, ledger_path: str | None, as_json: bool) -> None:
+    """Receive as --as ORGANID: verify, store in the ledger (and --out), acknowledge (signed 01); receipts update the ledger.
 
     Runs as a service: retries forever (capped backoff) while the broker is away, and on SIGTERM
     or Ctrl-C finishes the document in hand and exits 0. Logs go to stderr (--log-format)."""
     config = current_config()
     settings = agency_settings(organ_id, keys_dir, trust_path, amqp_url, credentials, directory_path, ledger_path)
-    folder = output_dir(pick_path(out_dir, config.out) or "inbox")
+    out = pick_path(out_dir, config.out)
+    folder = output_dir(out) if out else None
     from vbdt.exchange.transport import ReconnectPolicy
 
     policy = ReconnectPolicy(attempts=None, initial=0.5, cap=max_backoff)
     listener = _Listener(settings, folder, count=count, idle=idle, check_publisher=not no_publisher_check,
-                         give_up_after=give_up_after, policy=policy, as_json=as_json)
+                         give_up_after=give_up_after, policy=policy, as_json=as_json,
+                         retention_days=retention_days if retention_days is not None else config.retention_days,
+                         workers=workers)
     with service_logging(log_format or config.log_format or "text"):
         asyncio.run(listener.run())
 
@@ -348,10 +384,12 @@ def listen_command(out_dir: str | None, count: int | None, idle: float | None, n
 class _Listener(Service["AgencyClient"]):
     """``vbdt listen``: connect (again) while the broker is away, store what arrives, stop cleanly on a signal."""
 
-    def __init__(self, settings: AgencySettings, folder: Path, *, count: int | None, idle: float | None, check_publisher: bool,
-                 give_up_after: float | None, policy: ReconnectPolicy, as_json: bool) -> None:
-        super().__init__(policy, give_up_after)
+    def __init__(self, settings: AgencySettings, folder: Path | None, *, count: int | None, idle: float | None,
+                 check_publisher: bool, give_up_after: float | None, policy: ReconnectPolicy, as_json: bool,
+                 retention_days: int | None = None, workers: int = 1) -> None:
+        super().__init__(policy, give_up_after, retention_days=retention_days)
         self.settings = settings
+        self.workers = workers
         self.folder = folder
         self.count = count
         self.idle = idle
@@ -360,7 +398,8 @@ class _Listener(Service["AgencyClient"]):
 
     async def open(self) -> AgencyClient:
         return await open_agency(self.settings, reconnect=self.policy, logged=True, check_publisher=self.check_publisher,
-                                 reconnect_attempts=_INBOX_ATTEMPTS, on_receipt=log_receipt, on_refused=log_refusal)
+                                 reconnect_attempts=_INBOX_ATTEMPTS, on_receipt=log_receipt, on_refused=log_refusal,
+                                 workers=self.workers)
 
     async def use(self, agency: AgencyClient) -> bool:
         await self._started(agency)
@@ -368,6 +407,9 @@ class _Listener(Service["AgencyClient"]):
 
     async def close(self, agency: AgencyClient) -> None:
         await agency.close()
+
+    def ledgers(self, agency: AgencyClient) -> list[Ledger]:
+        return [agency.ledger]
 
     def stopped(self) -> None:
         event(logging.INFO, "stopped", "%s: stopped after %d documents", self.settings.organ_id, self.seen,
@@ -411,11 +453,14 @@ class _Listener(Service["AgencyClient"]):
                 # In hand: stored and claimed before a signal is looked at again.
                 self.seen += 1
                 path = store_received(agency.ledger, item.sender, item.document_id, item.stored_as, self.folder)
-                event(logging.INFO, "received", "received %s %s from %s -> %s", item.kind, item.document_id, item.sender, path,
-                      kind=item.kind, document_id=item.document_id, sender=item.sender, file=str(path))
-                line = {"kind": item.kind, "document_id": item.document_id, "from": item.sender, "file": str(path)}
+                where = "the ledger" if path is None else str(path)
+                event(logging.INFO, "received", "received %s %s from %s -> %s", item.kind, item.document_id, item.sender, where,
+                      kind=item.kind, document_id=item.document_id, sender=item.sender,
+                      file=None if path is None else str(path))
+                line = {"kind": item.kind, "document_id": item.document_id, "from": item.sender,
+                        "file": None if path is None else str(path)}
                 click.echo(json.dumps(line, ensure_ascii=False) if self.as_json
-                           else f"{item.kind} {item.document_id} from {item.sender} -> {path}")
+                           else f"{item.kind} {item.document_id} from {item.sender} -> {where}")
                 if self.stop.is_set():
                     return True
             return True
@@ -439,19 +484,25 @@ def log_refusal(rejection: MessageRejected, publisher: str | None) -> None:
           reason=rejection.reason, document_id=rejection.document_id, sender=rejection.sender, publisher=publisher)
 
 
-def store_received(ledger: Ledger, sender: str, document_id: str, key: str, folder: Path) -> Path:
-    """Write a received package (as the ledger keeps it) to ``folder``, then claim it.
+def store_received(ledger: Ledger, sender: str, document_id: str, key: str, folder: Path | None) -> Path | None:
+    """Write a received package (as the ledger keeps it) to ``folder``, then claim and acknowledge it;
+    without a folder only acknowledge it (the ledger, where it is stored, is the store).
 
     The client hands an item over already claimed; the claim is given back while the file is
     written, so a crash or an OSError in between leaves the package to be handed over again by
     the next ``listen``. The name never collides and never exceeds NAME_MAX (:func:`inbox_name`).
     """
+    from vbdt.exchange.answers import body_of
+
+    if folder is None:
+        ledger.acknowledge(sender, document_id, key)  # claimed already by the inbox; the ack records it for good
+        return None
     ledger.mark_incoming(sender, document_id, key, handed=False)
     stored = ledger.incoming(sender, document_id, key)
     if stored is None:
         raise LedgerError(f"{document_id} from {sender} was handed over but is not in the ledger")
     path = folder / inbox_name(sender, document_id, key)
-    write_output(path, stored.body)
+    write_output(path, body_of(stored))  # an item not yet acknowledged always has its body
     ledger.claim_handover(sender, document_id, key)
     ledger.acknowledge(sender, document_id, key)  # written: never handed again
     return path

@@ -10,14 +10,18 @@ relative paths resolve against the file's folder::
     keys = "keys"                      # <OrganId>.key.pem / .cert.pem each, ca.pem (vbdt pki init)
     trust = "keys/ca.pem"              # default: ca.pem in keys
     directory = "directory.json"       # default: the example directory
-    ledgers = "state"                  # <OrganId>.db each
-    out = "inbox"                      # <OrganId>/<file> for each received document
+    ledgers = "state"                  # <OrganId>.db each: the store of what each agency received
+    out = "inbox"                      # optional: also write <OrganId>/<file> for each received document
+    retention_days = 90                # optional: drop acknowledged bodies from the ledgers after 90 days
     log_format = "json"                # text (default) or json
 
-Each received document is written to ``out/<OrganId>/`` and then acknowledged: a crash before the
-write leaves it to be handed again at the next start. Like ``vbdt listen``: retries forever (capped
+Each received document is stored in its agency's ledger and acknowledged; with ``out`` it is first
+written to ``out/<OrganId>/`` (an export for a DMS that watches a folder): a crash before the write
+leaves it to be handed again at the next start. With ``retention_days`` (or ``--retention-days``)
+every ledger drops the bodies of items acknowledged that many days ago, at start and then hourly
+(:meth:`vbdt.exchange.ledger.Ledger.drop_bodies`). Like ``vbdt listen``: retries forever (capped
 backoff) while the broker is away, finishes what is in hand and exits 0 on SIGTERM or Ctrl-C, and
-logs ``started``, ``received``, ``receipt``, ``refused`` and ``stopped`` events.
+logs ``started``, ``received``, ``receipt``, ``refused``, ``retention`` and ``stopped`` events.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from vbdt.cli.config import LOG_FORMATS
+from vbdt.cli.config import LOG_FORMATS, MAX_RETENTION_DAYS, check_retention_days
 from vbdt.cli.exchange import log_receipt, log_refusal
 from vbdt.cli.files import SMALL_FILE_BYTES, inbox_name, input_path, output_dir, read_input, write_output
 from vbdt.cli.logs import event, service_logging
@@ -44,12 +48,13 @@ from vbdt.errors import TransportError, UsageError, VbdtError
 if TYPE_CHECKING:
     from vbdt.exchange.client import AgencyClient, InboxItem
     from vbdt.exchange.host import AgencyHost
+    from vbdt.exchange.ledger import Ledger
     from vbdt.exchange.transport import ReconnectPolicy
 
 __all__ = ["COMMANDS", "HostSettings", "load_host_settings", "serve_command"]
 
 _KEYS = {"url": str, "credentials": Path, "agencies": list, "keys": Path, "trust": Path, "directory": Path, "ledgers": Path,
-         "out": Path, "log_format": str}
+         "out": Path, "log_format": str, "retention_days": int}
 _REQUIRED = ("url", "credentials", "agencies", "keys")
 
 
@@ -66,8 +71,11 @@ class HostSettings:
     trust: Path
     directory: Path | None
     ledgers: Path
-    out: Path
+    out: Path | None
+    """Where received documents are also written (``out/<OrganId>/``); None: the ledgers only."""
     log_format: str
+    retention_days: int | None = None
+    """Drop the bodies of items acknowledged this many days ago; None: keep them."""
 
 
 def load_host_settings(path: str | Path) -> HostSettings:
@@ -92,6 +100,9 @@ def load_host_settings(path: str | Path) -> HostSettings:
         if key not in table:
             continue
         value = table[key]
+        if kind is int:
+            values[key] = check_retention_days(value, f"{where}: host.{key}")
+            continue
         if kind is list:
             if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
                 raise UsageError(f"{where}: host.{key} must be a non-empty list of OrganIds or selectors")
@@ -106,7 +117,7 @@ def load_host_settings(path: str | Path) -> HostSettings:
     keys: Path = values["keys"]
     return HostSettings(where, check_amqp_url(values["url"], f"{where}: host.url"), values["credentials"], values["agencies"],
                         keys, values.get("trust", keys / "ca.pem"), values.get("directory"),
-                        values.get("ledgers", base / "state"), values.get("out", base / "inbox"), log_format)
+                        values.get("ledgers", base / "state"), values.get("out"), log_format, values.get("retention_days"))
 
 
 def _credentials(settings: HostSettings, organ_ids: list[str]) -> dict[str, str]:
@@ -124,7 +135,7 @@ def _credentials(settings: HostSettings, organ_ids: list[str]) -> dict[str, str]
 
 
 def build_host(settings: HostSettings, *, policy: ReconnectPolicy,
-               on_item: Callable[[AgencyClient, InboxItem], None]) -> AgencyHost:
+               on_item: Callable[[AgencyClient, InboxItem], None], workers: int = 1) -> AgencyHost:
     """The host the settings describe: every selector resolved, every key and URL found, nothing opened yet."""
     from vbdt.exchange.host import AgencyHost, HostedAgency
     from vbdt.trust.keys import SigningKey
@@ -143,7 +154,7 @@ def build_host(settings: HostSettings, *, policy: ReconnectPolicy,
                                   input_path(settings.keys / f"{organ_id}.cert.pem", what="certificate file"))
         agencies.append(HostedAgency(organ_id, key=key, ledger=ledgers / f"{organ_id}.db", url=urls[organ_id]))
     return AgencyHost(settings.url, agencies, trust=input_path(settings.trust, what="trust anchors file"), directory=directory,
-                      on_item=on_item, on_receipt=log_receipt, on_refused=log_refusal, reconnect=policy)
+                      on_item=on_item, on_receipt=log_receipt, on_refused=log_refusal, reconnect=policy, workers=workers)
 
 
 @click.command("serve")
@@ -152,19 +163,27 @@ def build_host(settings: HostSettings, *, policy: ReconnectPolicy,
 @click.option("--max-backoff", type=click.FloatRange(min=0.1), default=30.0, show_default=True, metavar="SECONDS",
               help="Longest wait between two attempts to reach the broker.")
 @click.option("--log-format", type=click.Choice(LOG_FORMATS), default=None, help="Log lines on stderr (default: host.log_format).")
+@click.option("--retention-days", type=click.IntRange(0, MAX_RETENTION_DAYS), default=None, metavar="DAYS",
+              help="Drop the bodies of items acknowledged DAYS ago from the ledgers, at start and hourly "
+                   "(default: host.retention_days, else keep them).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes that verify and sign for all the agencies (1: a thread; one per core for the most throughput).")
 @click.pass_context
-def serve_command(ctx: click.Context, give_up_after: float | None, max_backoff: float, log_format: str | None) -> None:
+def serve_command(ctx: click.Context, give_up_after: float | None, max_backoff: float, log_format: str | None,
+                  retention_days: int | None, workers: int) -> None:
     """Run the agencies of the [host] table of --config in one process, one broker connection.
 
-    Stores each received document under out/<OrganId>/, answers with a signed 01, applies
-    receipts; retries while the broker is away; on SIGTERM or Ctrl-C stops cleanly (exit 0)."""
+    Stores each received document in its agency's ledger (and under out/<OrganId>/ when [host]
+    has out), answers with a signed 01, applies receipts; retries while the broker is away; on
+    SIGTERM or Ctrl-C stops cleanly (exit 0)."""
     path = ctx.find_root().params.get("config_path")
     if not path:
         raise UsageError("vbdt serve needs a configuration file with a [host] table: vbdt --config FILE serve")
     settings = load_host_settings(path)
     from vbdt.exchange.transport import ReconnectPolicy
 
-    server = _Server(settings, ReconnectPolicy(attempts=None, initial=0.5, cap=max_backoff), give_up_after)
+    server = _Server(settings, ReconnectPolicy(attempts=None, initial=0.5, cap=max_backoff), give_up_after,
+                     retention_days if retention_days is not None else settings.retention_days, workers=workers)
     with service_logging(log_format or settings.log_format):
         asyncio.run(server.run())
 
@@ -174,23 +193,31 @@ class _Server(Service["AgencyHost"]):
 
     lost = (TransportError, VbdtError)  # an inbox gave up on this connection: start afresh
 
-    def __init__(self, settings: HostSettings, policy: ReconnectPolicy, give_up_after: float | None) -> None:
-        super().__init__(policy, give_up_after)
+    def __init__(self, settings: HostSettings, policy: ReconnectPolicy, give_up_after: float | None,
+                 retention_days: int | None = None, workers: int = 1) -> None:
+        super().__init__(policy, give_up_after, retention_days=retention_days)
         self.settings = settings
-        self.out = output_dir(settings.out)
+        self.workers = workers
+        self.out = None if settings.out is None else output_dir(settings.out)
 
     def _store(self, client: AgencyClient, item: InboxItem) -> None:
-        """Write the package; the host acknowledges it when this returns (a failure leaves it to be handed again)."""
-        folder = output_dir(self.out / client.organ_id)
-        path = folder / inbox_name(item.sender, item.document_id, item.stored_as)
-        write_output(path, item.body)
+        """Write the package (with ``out``); the host acknowledges it when this returns (a failure leaves
+        it to be handed again). Without ``out`` the ledger, where it is stored already, is the store."""
+        path = None
+        if self.out is not None:
+            folder = output_dir(self.out / client.organ_id)
+            path = folder / inbox_name(item.sender, item.document_id, item.stored_as)
+            write_output(path, item.body)
         self.seen += 1
         event(logging.INFO, "received", "%s received %s %s from %s -> %s", client.organ_id, item.kind, item.document_id,
-              item.sender, path, organ_id=client.organ_id, kind=item.kind, document_id=item.document_id, sender=item.sender,
-              file=str(path))
+              item.sender, path or "ledger", organ_id=client.organ_id, kind=item.kind, document_id=item.document_id,
+              sender=item.sender, file=None if path is None else str(path))
+
+    def ledgers(self, host: AgencyHost) -> list[Ledger]:
+        return [client.ledger for client in host.clients()]
 
     async def open(self) -> AgencyHost:
-        host = build_host(self.settings, policy=self.policy, on_item=self._store)
+        host = build_host(self.settings, policy=self.policy, on_item=self._store, workers=self.workers)
         await host.start()
         return host
 

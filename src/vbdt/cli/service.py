@@ -4,6 +4,11 @@ Open the resource (an agency, a host); while the broker is away, try again with 
 forever or for ``give_up_after`` seconds; when what was opened is lost, open it afresh; on SIGTERM
 or SIGINT finish what is in hand and return. A refused login never waits: the password or the
 permissions will not change by themselves (exit 77).
+
+With ``retention_days``, while connected, the ledgers of what was opened drop the bodies of
+received items acknowledged that many days ago: once when connected, then every
+:data:`RETENTION_EVERY` seconds (``retention`` events; a ledger that fails is logged, the service
+goes on).
 """
 
 from __future__ import annotations
@@ -11,20 +16,26 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import signal
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from vbdt.cli.logs import event
-from vbdt.errors import AccessRefused, TransportError
+from vbdt.edxml.model import VIETNAM_TZ
+from vbdt.errors import AccessRefused, LedgerError, TransportError
 
 if TYPE_CHECKING:
+    from vbdt.exchange.ledger import Ledger
     from vbdt.exchange.transport import ReconnectPolicy
 
 
 R = TypeVar("R")
 
-__all__ = ["Service"]
+__all__ = ["RETENTION_EVERY", "Service"]
+
+RETENTION_EVERY = 3600.0
+"""Seconds between two retention passes of a running service."""
 
 
 class Service(abc.ABC, Generic[R]):
@@ -33,9 +44,10 @@ class Service(abc.ABC, Generic[R]):
     lost: tuple[type[Exception], ...] = (TransportError,)
     """What ending :meth:`use` means "open it afresh" (anything else ends the service)."""
 
-    def __init__(self, policy: ReconnectPolicy, give_up_after: float | None) -> None:
+    def __init__(self, policy: ReconnectPolicy, give_up_after: float | None, *, retention_days: int | None = None) -> None:
         self.policy = policy
         self.give_up_after = give_up_after
+        self.retention_days = retention_days
         self.seen = 0
         self.stop = asyncio.Event()
 
@@ -54,6 +66,35 @@ class Service(abc.ABC, Generic[R]):
     @abc.abstractmethod
     def stopped(self) -> None:
         """Log the last line."""
+
+    def ledgers(self, resource: R) -> list[Ledger]:
+        """The ledgers retention applies to (none unless a service says)."""
+        return []
+
+    async def retain(self, resource: R, *, quiet: bool = False) -> None:
+        """One retention pass over :meth:`ledgers`: bodies of items acknowledged ``retention_days`` ago go
+        (logged; with ``quiet`` only when something went)."""
+        if self.retention_days is None:
+            return
+        before = dt.datetime.now(VIETNAM_TZ) - dt.timedelta(days=self.retention_days)
+        items = bodies = size = 0
+        for ledger in self.ledgers(resource):
+            try:
+                dropped = await asyncio.to_thread(ledger.drop_bodies, before)
+            except LedgerError as exc:  # the next store into that ledger reports it; receiving goes on
+                event(logging.WARNING, "retention_failed", "retention: %s", exc, reason=str(exc))
+                continue
+            items, bodies, size = items + len(dropped.items), bodies + dropped.bodies, size + dropped.bytes
+        if quiet and not items:
+            return
+        event(logging.INFO, "retention", "retention: dropped %d bodies (%d bytes) of %d items acknowledged before %s",
+              bodies, size, items, before.isoformat(timespec="seconds"), items=items, bodies=bodies, bytes=size,
+              before=before.isoformat(timespec="seconds"), days=self.retention_days)
+
+    async def _retaining(self, resource: R) -> None:
+        while True:
+            await asyncio.sleep(RETENTION_EVERY)
+            await self.retain(resource, quiet=True)
 
     async def run(self) -> None:
         """Serve with SIGTERM/SIGINT handled, then log :meth:`stopped`."""
@@ -92,7 +133,11 @@ class Service(abc.ABC, Generic[R]):
                 await self.pause(delay)
                 continue
             failures, down_since = 0, None
+            retaining = None
             try:
+                if self.retention_days is not None:  # the first pass before serving: it always says what it did
+                    await self.retain(resource)
+                    retaining = asyncio.ensure_future(self._retaining(resource))
                 if await self.use(resource):
                     return
             except AccessRefused:
@@ -101,6 +146,9 @@ class Service(abc.ABC, Generic[R]):
                 event(logging.WARNING, "inbox_lost", "inbox interrupted (%s); connecting again", exc)
                 await self.pause(self.policy.delay(1))
             finally:
+                if retaining is not None:
+                    retaining.cancel()
+                    await asyncio.gather(retaining, return_exceptions=True)
                 await self.close(resource)
 
     async def pause(self, seconds: float) -> None:

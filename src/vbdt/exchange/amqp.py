@@ -36,12 +36,13 @@ import logging
 import re
 import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import aio_pika
 import aiormq
 from aio_pika import exceptions as amqp_errors
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractIncomingMessage
+from aiormq.abc import ChannelFrame
 from yarl import URL
 
 from vbdt.edxml.limits import DEFAULT_LIMITS
@@ -102,7 +103,24 @@ _REPLAY_SCAN = 10_000  # dead letters looked through for the one to replay
 _SETTLE_TIMEOUT = 10.0
 _FANOUT_CONFIRM_TIMEOUT = 300.0  # one publish to thousands of quorum inboxes is confirmed when all have it
 _BCC_BYTES = 60_000  # routing keys in one BCC header: well inside a content-header frame (frame_max 128 KiB)
-_PROBES = 8  # channels looking for inboxes at once
+_PROBES = 4  # channels looking for inboxes at once
+_PROBE_WINDOW = 256  # passive declares sent on a channel before one round trip checks them
+_WRITE_ROOM = 2  # frames a prober leaves in the connection's write queue before it sends another
+_NO_QUEUE = re.compile(r"no queue '([^']*)'")  # RabbitMQ's NOT_FOUND reply text for a passive declare
+
+
+async def _closed_on_missing(raw: aiormq.abc.AbstractChannel, exc: BaseException, chunk: list[str]) -> str:
+    """The OrganId of ``chunk`` whose inbox the broker named when it closed the channel (NOT_FOUND);
+    the reason the channel closed is raised when it is another one."""
+    closing = raw.closing
+    if not closing.done():
+        await asyncio.wait({closing}, timeout=_SETTLE_TIMEOUT)
+    reason = closing.exception() if closing.done() and not closing.cancelled() else None
+    match = _NO_QUEUE.search(str(reason)) if isinstance(reason, aiormq.exceptions.ChannelNotFoundEntity) else None
+    gone = {inbox_queue(o): o for o in chunk}.get(match.group(1)) if match else None
+    if gone is None:
+        raise reason if isinstance(reason, Exception) else exc
+    return gone
 
 
 def _bcc_chunks(keys: list[str]) -> list[list[str]]:
@@ -448,31 +466,59 @@ class AmqpTransport(Transport):
         return [PublishOutcome(dataclasses.replace(message, routing_key=k), error) for k in keys]
 
     async def missing_inboxes(self, organ_ids: Sequence[str]) -> set[str]:
-        """Passive declares, pipelined over a few channels (an AMQP channel answers one at a time);
-        a missing queue closes its channel, so a new one takes over."""
-        todo = iter(list(dict.fromkeys(str(o) for o in organ_ids)))
+        """Passive declares pipelined over a few channels: each window of up to
+        :data:`_PROBE_WINDOW` declares is sent without waiting (``nowait``: the broker answers
+        nothing for a queue that exists), then one declare that waits, answered after every one
+        before it. A missing queue closes its channel, naming the queue: it is missing, those before
+        it exist, the rest go again on a new channel in a smaller window (a window doubles again
+        after each one that passes, so many missing inboxes cost what one declare each did)."""
+        todo = list(dict.fromkeys(str(o) for o in organ_ids))
         missing: set[str] = set()
+        share = -(-len(todo) // _PROBES) if todo else 1
 
-        async def probe() -> None:
+        async def probe(names: list[str]) -> None:
+            start, window = 0, _PROBE_WINDOW
             channel: AbstractChannel | None = None
             try:
-                for organ_id in todo:
+                while start < len(names):
                     if channel is None or channel.is_closed:
                         channel = await self._side_channel()
+                    chunk = names[start:start + window]
+                    raw = cast(aiormq.Channel, await channel.get_underlay_channel())  # aio-pika's is aiormq's
                     try:
-                        await channel.declare_queue(inbox_queue(organ_id), passive=True)
-                    except aiormq.exceptions.ChannelNotFoundEntity:
-                        missing.add(organ_id)
+                        if len(chunk) > 1:
+                            # The window's declares as one write (marshalled together, as aiormq
+                            # marshals a publish's frames). Room is left in the connection's write
+                            # queue (aiormq's holds ten items): the close-ok answering a channel the
+                            # broker closes is dropped when it is full, and the broker then refuses
+                            # that channel number's next open, closing the connection.
+                            while raw.write_queue.qsize() >= _WRITE_ROOM:
+                                await asyncio.sleep(0.001)
+                            declares = [aiormq.spec.Queue.Declare(queue=inbox_queue(o), passive=True, nowait=True)
+                                        for o in chunk[:-1]]
+                            await raw.write_queue.put(ChannelFrame.marshall(channel_number=raw.number, frames=declares))
+                        await raw.queue_declare(inbox_queue(chunk[-1]), passive=True)
+                    except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError) as exc:
+                        gone = await _closed_on_missing(raw, exc, chunk)
+                        missing.add(gone)
+                        start += chunk.index(gone) + 1
+                        window = max(1, window // 2)
                         channel = None
+                        continue
+                    start += len(chunk)
+                    window = min(_PROBE_WINDOW, window * 2)
             finally:
-                if channel is not None:
+                if channel is not None and not channel.is_closed:
                     with contextlib.suppress(*_MAPPED):
                         await channel.close()
 
-        try:
-            await asyncio.gather(*(probe() for _ in range(_PROBES)))
-        except _MAPPED as exc:
-            raise _explain(exc, "looking for the recipients' inboxes") from None
+        outcomes = await asyncio.gather(*(probe(todo[i:i + share]) for i in range(0, len(todo), share)),
+                                        return_exceptions=True)  # every prober ends before a failure is raised
+        for outcome in outcomes:
+            if isinstance(outcome, _MAPPED):
+                raise _explain(outcome, "looking for the recipients' inboxes") from None
+            if isinstance(outcome, BaseException):
+                raise outcome
         return missing
 
     async def _side_channel(self) -> AbstractChannel:

@@ -21,12 +21,12 @@ from types import TracebackType
 
 from vbdt.edxml.codes import BusinessDocType, StatusCode
 from vbdt.edxml.model import VIETNAM_TZ, Document, Organization, ResponseFor, StaffInfo, StatusMessage
-from vbdt.errors import UsageError
+from vbdt.errors import BodyDropped, UsageError
 from vbdt.exchange.ledger import HistoryEvent, Incoming, Ledger, OutboxEntry
 from vbdt.exchange.outbox import Outbox, message_id
+from vbdt.exchange.workers import Workers
 from vbdt.trust.keys import SigningKey
 from vbdt.trust.packaging import Unpacked
-from vbdt.trust.xmldsig import sign
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,15 @@ class Verdict:
         at = data.pop("signing_time")
         return cls(**data, signing_time=dt.datetime.fromisoformat(at) if at else None, pdfs=pdfs)
 
-__all__ = ["KIND_OF", "InboxItem", "PdfVerdict", "Reporter", "Verdict"]
+__all__ = ["KIND_OF", "InboxItem", "PdfVerdict", "Reporter", "Verdict", "body_of"]
+
+
+def body_of(stored: Incoming) -> bytes:
+    """The bytes of a stored item; :class:`~vbdt.errors.BodyDropped` when retention dropped them."""
+    if stored.body is None:
+        raise BodyDropped(stored.sender, stored.document_id, stored.kind,
+                          None if stored.dropped_at is None else f"{stored.dropped_at:%d/%m/%Y}")
+    return stored.body
 
 # The last signed timestamp per (me, recipient, DocumentId, code) in this process: edXML timestamps
 # have whole seconds and receivers know a receipt by them, so two answers with the same code within
@@ -92,8 +100,9 @@ _STAMPS: dict[tuple[str, str, str, str], dt.datetime] = {}
 _STAMPS_LOCK = threading.Lock()
 
 
-def _stamp(key: tuple[str, str, str, str]) -> dt.datetime:
-    """Now to the second (Vietnam time), later than any timestamp this process signed for ``key``."""
+def signing_stamp(key: tuple[str, str, str, str]) -> dt.datetime:
+    """Now to the second (Vietnam time), later than any timestamp this process signed for ``key``
+    (this agency, the recipient, the DocumentId, the status code)."""
     now = dt.datetime.now(VIETNAM_TZ).replace(microsecond=0)
     with _STAMPS_LOCK:
         last = _STAMPS.get(key)
@@ -103,6 +112,17 @@ def _stamp(key: tuple[str, str, str, str]) -> dt.datetime:
             for old in [k for k, v in _STAMPS.items() if v < now]:
                 del _STAMPS[old]
     return stamp
+
+
+def claim_stamp(key: tuple[str, str, str, str], stamp: dt.datetime) -> bool:
+    """Record ``stamp``, signed for ``key`` in a worker process, as this process's last one; False
+    (nothing recorded) when this process already signed one as late for ``key``: sign again then."""
+    with _STAMPS_LOCK:
+        last = _STAMPS.get(key)
+        if last is not None and stamp <= last:
+            return False
+        _STAMPS[key] = stamp
+    return True
 
 
 KIND_OF = {
@@ -117,12 +137,15 @@ KIND_OF = {
 class Reporter:
     """Signs status messages as this agency and sends them through the outbox."""
 
-    def __init__(self, me: Organization, key: SigningKey, outbox: Outbox, ledger: Ledger, staff: StaffInfo | None = None) -> None:
+    def __init__(self, me: Organization, key: SigningKey, outbox: Outbox, ledger: Ledger, staff: StaffInfo | None = None,
+                 workers: Workers | None = None) -> None:
         self.me = me
         self.key = key
         self.outbox = outbox
         self.ledger = ledger
         self.staff = staff
+        self.workers = workers or Workers(1)
+        """Where status messages are signed (a thread by default)."""
 
     async def report(self, to: str, about: ResponseFor, code: StatusCode, description: str | None = None, *,
                      staff: StaffInfo | None = None) -> None:
@@ -130,14 +153,19 @@ class Reporter:
         ``staff`` names who answers (default: the client's)."""
         me = str(self.me.organ_id)
         document_id = str(about.document_id)
-        now = _stamp((me, to, document_id, code.value))
+        now = signing_stamp((me, to, document_id, code.value))
         status = StatusMessage(sender=self.me, response_for=about, status_code=code, description=description,
                                timestamp=now, staff_info=staff or self.staff)
-        body = await asyncio.to_thread(sign, status, self.key)
+        body = await self.workers.sign(self.key, status)
+        entry = self.entry(to, document_id, code, body)
+        await self.outbox.record_and_publish([entry], document_id, [to])
+
+    def entry(self, to: str, document_id: str, code: StatusCode, body: bytes) -> OutboxEntry:
+        """The outbox entry of a signed status ``code`` about ``document_id`` to ``to``."""
         # unique whatever the clock says: microseconds plus a random suffix (the outbox refuses a reused id)
         unique = f"{dt.datetime.now(dt.UTC).isoformat()}|{secrets.token_hex(8)}"
-        entry = OutboxEntry(message_id("status", document_id, me, code.value, to, unique), document_id, to, "status", body)
-        await self.outbox.record_and_publish([entry], document_id, [to])
+        me = str(self.me.organ_id)
+        return OutboxEntry(message_id("status", document_id, me, code.value, to, unique), document_id, to, "status", body)
 
     async def answer(self, item: InboxItem, code: StatusCode, description: str | None = None, *,
                      about_original: bool = False, staff: StaffInfo | None = None) -> None:
@@ -214,11 +242,12 @@ class InboxItem:
 
     @property
     def body(self) -> bytes:
-        """The package exactly as received (signed bytes)."""
+        """The package exactly as received (signed bytes); :class:`~vbdt.errors.BodyDropped` once
+        retention dropped it (long after the item was acknowledged)."""
         stored = self._answers.ledger.incoming(self.sender, self.document_id, self.stored_as)
         if stored is None:
             raise UsageError(f"{self.document_id} from {self.sender} is no longer in the ledger")
-        return stored.body
+        return body_of(stored)
 
     @property
     def document(self) -> Document:

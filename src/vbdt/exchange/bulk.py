@@ -11,11 +11,17 @@ A run is planned before anything is published: each selector is resolved on its 
 agency, a malformed selector, a selection that is empty, are reported in
 :attr:`BulkRun.problems` and the rest is sent), the package is validated, then signed **once**
 (PDF and envelope, listing every recipient in ``To``), and written with one ``pending`` row per
-recipient to the run's journal (:mod:`vbdt.exchange.journal`). Then recipients without an inbox
-are found (:meth:`~vbdt.exchange.transport.Transport.missing_inboxes`) and the others get the
-package in batches, each batch one call to
+recipient to the run's journal (:mod:`vbdt.exchange.journal`). Recipients without an inbox are
+found (:meth:`~vbdt.exchange.transport.Transport.missing_inboxes`) while the package is signed (a
+resume looks again), and the others get the package in batches, each batch one call to
 :meth:`~vbdt.exchange.transport.Transport.publish_fanout` (on RabbitMQ a publish per few thousand
 inboxes), several batches' confirms in flight; each batch's outcome is journaled as it arrives.
+
+The package is validated as :func:`~vbdt.edxml.validation.validate` does (hardened parse, quirks,
+schema, rules, strict) but for one step: the rules run on the document itself instead of a model
+built again from its bytes, which writing and reading give back unchanged; for 10,000 recipients
+that rebuilding was most of the validation's time. The document is written once for its content
+digest and its validation when it carries the sender's trace already.
 
 Resuming (:meth:`BulkSender.resume`, ``vbdt bulk resume``) publishes only what the broker has not
 confirmed; a copy confirmed is never published again by the run. A copy in flight when the
@@ -23,16 +29,20 @@ process died can reach its inbox twice: the receiver keys what it stores by send
 the signed digest, acknowledges the second copy and hands the document to its application once.
 
 The agency's ledger holds the document and one delivery per recipient, so that receipts (01…06)
-move them as for any send, and :meth:`AgencyClient.status` / ``overdue`` see them. Recorded before
-the first publish, the deliveries are marked sent at once (not left in the ledger's own outbox,
-which would publish each copy separately): in a bulk run, the run's journal is the outbox, and
-:class:`BulkRun` tells confirmed from not yet confirmed.
+move them as for any send, and :meth:`AgencyClient.status` / ``overdue`` see them. They are
+recorded before the first publish without outbox rows (:meth:`Ledger.record_deliveries`: in a bulk
+run the journal is the outbox; the ledger's own would publish each copy separately), ``queued``
+until the broker confirms them, then ``sent`` (``undeliverable``, ``failed``), batch by batch
+(:meth:`Ledger.move_deliveries`), right after the journal. A process that dies between the two
+writes leaves the ledger behind the journal, never ahead: the next resume brings it level.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -41,43 +51,49 @@ from typing import Any
 
 from vbdt.directory.agencies import Directory
 from vbdt.edxml.codes import BusinessDocType
+from vbdt.edxml.findings import Severity
 from vbdt.edxml.limits import Limits
 from vbdt.edxml.model import VIETNAM_TZ, Document, TraceHeader
-from vbdt.edxml.validation import validate
+from vbdt.edxml.reader import parse_tree
+from vbdt.edxml.rules import RuleContext, check_rules
+from vbdt.edxml.validation import check_tree
 from vbdt.edxml.writer import write
 from vbdt.errors import (
     DirectoryError,
-    InvalidTransition,
     MessageTooLarge,
     PublishRefused,
+    TooManyAttachments,
     Unroutable,
     UsageError,
     ValidationError,
 )
 from vbdt.exchange.answers import KIND_OF
 from vbdt.exchange.journal import BulkJournal, RecipientState, RunInfo, RunState
-from vbdt.exchange.ledger import Delivered, Ledger, OutboxEntry, SentDocument
+from vbdt.exchange.ledger import Delivered, Ledger, SentDocument
 from vbdt.exchange.outbox import message_id
-from vbdt.exchange.receipts import DeliveryState
+from vbdt.exchange.receipts import DeliveryState, Event
 from vbdt.exchange.routing import HEADER_FROM, HEADER_KIND, organ_id_for_key, routing_key
-from vbdt.exchange.sending import content_digest
 from vbdt.exchange.transport import Outgoing, PublishOutcome, Transport
 from vbdt.trust.keys import SigningKey
 from vbdt.trust.packaging import pack
 
-__all__ = ["ARRIVED_OR_LATER", "BulkEvent", "BulkItem", "BulkRun", "BulkSender", "OnEvent", "resolve_selectors"]
+__all__ = ["ARRIVED_OR_LATER", "BulkEvent", "BulkItem", "BulkRun", "BulkSender", "OnEvent", "resolve_selectors", "with_trace"]
 
 log = logging.getLogger("vbdt.exchange.bulk")
 
 BATCH = 2_000
 """Recipients per :meth:`~vbdt.exchange.transport.Transport.publish_fanout` call (one journal write each)."""
-IN_FLIGHT = 4
-"""Batches whose confirms are awaited at once."""
+IN_FLIGHT = 8
+"""Batches whose confirms are awaited at once (16,000 recipients: a directive to every commune is
+handed to the broker whole before the first confirm comes back)."""
 NO_INBOX = "no inbox on the broker for this agency"
 ARRIVED_OR_LATER = frozenset({DeliveryState.ARRIVED, DeliveryState.ACCEPTED, DeliveryState.ASSIGNED, DeliveryState.PROCESSING,
                               DeliveryState.COMPLETED, DeliveryState.REJECTED, DeliveryState.RECALL_REQUESTED,
                               DeliveryState.RECALLED})
 """Delivery states that mean the recipient's software took the document (it answered)."""
+_EVENT_OF = {RecipientState.CONFIRMED: Event.PUBLISHED, RecipientState.UNROUTABLE: Event.UNROUTABLE,
+             RecipientState.FAILED: Event.REFUSED}
+"""The ledger event of each answer of the broker the journal records (pending is none)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +109,8 @@ class BulkEvent:
     """Progress of a run, for a progress bar or a script (``--json``): one per phase and per batch."""
 
     kind: str
-    """``planned`` (a document signed and journaled), ``progress`` (a batch answered), ``done``."""
+    """``planned`` (a document signed and journaled), ``publishing`` (its inboxes checked, the ledger
+    recorded: the first batch goes to the broker), ``progress`` (a batch answered), ``done``."""
     run_id: str
     document_id: str
     total: int
@@ -132,6 +149,15 @@ def resolve_selectors(directory: Directory, selectors: Sequence[str], exclude: s
             problems[text] = "selects no agency (other than the sender)"
         chosen.update(dict.fromkeys(ids))
     return list(chosen), problems
+
+
+def with_trace(document: Document, organ_id: str) -> Document:
+    """``document`` with ``organ_id``'s trace header last, as it is signed (``document`` itself when
+    it has it already)."""
+    if document.trace and str(document.trace[-1].organ_id) == organ_id:
+        return document
+    trace = [*document.trace, TraceHeader(organ_id=organ_id, timestamp=dt.datetime.now(VIETNAM_TZ))]
+    return Document(**{**document.__dict__, "trace": trace})
 
 
 @dataclass
@@ -245,18 +271,18 @@ class BulkSender:
             seen.add(plan[0])
             planned.append(plan)
         run_id = self.journal.create_run(self.organ_id, left_out)
-        for document_id, body, digest, record, recipients in planned:
+        for document_id, body, digest, record, recipients, _missing in planned:
             self.journal.add_document(run_id, document_id, body, digest, record, recipients)
         started = time.monotonic()
         try:
-            for document_id, _body, _digest, _record, recipients in planned:
+            for document_id, _body, _digest, _record, recipients, _missing in planned:
                 self._emit(on_event, "planned", run_id, document_id, _Counts(total=len(recipients)), started)
         except BaseException:
             self.journal.set_state(run_id, RunState.INTERRUPTED)
             raise
-        return await self._deliver_run(run_id, on_event, started)
+        return await self._deliver_run(run_id, on_event, started, {plan[0]: plan[5] for plan in planned})
 
-    async def _plan(self, item: BulkItem, problems: dict[str, str]) -> tuple[str, bytes, str, dict[str, Any], list[str]]:
+    async def _plan(self, item: BulkItem, problems: dict[str, str]) -> tuple[str, bytes, str, dict[str, Any], list[str], set[str]]:
         document = item.document
         if str(document.sender.organ_id) != self.organ_id:
             raise UsageError(f"this agency is {self.organ_id}; the document is from {document.sender.organ_id}")
@@ -269,26 +295,55 @@ class BulkSender:
         if not recipients:
             why = "; ".join(f"{s}: {r}" for s, r in missing.items()) or "no selector given"
             raise UsageError(f"{document_id}: no recipient to send to ({why})")
-        document = Document(**{**document.__dict__, "recipients": [self.directory.organization(r) for r in recipients]})
-        digest = await asyncio.to_thread(content_digest, document)
         if self.ledger.document(document_id) is not None:
             earlier = [r.run_id for r in self.journal.runs() if document_id in {d.document_id for d in self.journal.documents(r.run_id)}]
             where = f"in bulk run {earlier[-1]}: `vbdt bulk resume {earlier[-1]}`" if earlier else "by this agency"
             raise UsageError(f"{document_id} was already sent {where}; a DocumentId names one document")
-        if not document.trace or str(document.trace[-1].organ_id) != self.organ_id:
-            trace = [*document.trace, TraceHeader(organ_id=self.organ_id, timestamp=dt.datetime.now(VIETNAM_TZ))]
-            document = Document(**{**document.__dict__, "trace": trace})
-        report = await asyncio.to_thread(lambda: validate(write(document), directory=self.directory, limits=self.limits))
-        if not report.valid:
-            raise ValidationError(report.findings, source=document_id)
-        body = await asyncio.to_thread(pack, document, self.key, person=self.person, seal=self.seal)
+        # The inboxes are looked for while the package is built and signed (broker round trips on
+        # the event loop, the signing in a thread): a first run publishes right after its plan.
+        probe = asyncio.ensure_future(self.transport.missing_inboxes(recipients))
+        try:
+            document = Document(**{**document.__dict__, "recipients": [self.directory.organization(r) for r in recipients]})
+            digest, body = await asyncio.to_thread(self._sign, document)
+        except BaseException:
+            probe.cancel()
+            with contextlib.suppress(BaseException):
+                await probe
+            raise
+        no_inbox = await probe
         if len(body) > self.limits.max_message_bytes:
             raise MessageTooLarge(f"the signed package {document_id} has {len(body):,} bytes, over "
                                   f"Limits.max_message_bytes ({self.limits.max_message_bytes:,}): nothing was sent")
         record = {"document_id": document_id, "sender": self.organ_id, "code": str(document.code),
                   "subject": document.subject or "", "promulgated": document.promulgation.date.isoformat(),
                   "due_date": document.due_date.isoformat() if document.due_date else None, "content_digest": digest}
-        return document_id, body, digest, record, recipients
+        return document_id, body, digest, record, recipients, no_inbox
+
+    def _sign(self, document: Document) -> tuple[str, bytes]:
+        """The content digest (:func:`~vbdt.exchange.sending.content_digest`), then the package
+        validated and signed: written once for both when it carries this agency's trace already."""
+        data = write(document)
+        digest = hashlib.sha256(data).hexdigest()
+        traced = with_trace(document, self.organ_id)
+        if traced is not document:
+            document, data = traced, write(traced)
+        self._validate(data, document)
+        return digest, pack(document, self.key, person=self.person, seal=self.seal)
+
+    def _validate(self, data: bytes, document: Document) -> None:
+        """What :func:`~vbdt.edxml.validation.validate` checks, without building the model again
+        from ``data``: ``data`` is ``document`` written, and writing and reading give the same model
+        back, so the rules run on ``document`` itself (for 10,000 recipients, rebuilding their
+        models was most of the validation's time). Parsed hardened and schema-checked as a
+        receiver does; strict."""
+        tree, findings = parse_tree(data, self.limits, lenient=False)
+        findings += check_tree(tree)
+        if len(document.attachments) > self.limits.max_attachments:
+            raise TooManyAttachments(f"{document.document_id} carries {len(document.attachments)} attachments, over "
+                                     f"Limits.max_attachments = {self.limits.max_attachments}")
+        findings += check_rules(document, RuleContext(directory=self.directory))
+        if any(f.severity is Severity.ERROR for f in findings):
+            raise ValidationError(findings, source=str(document.document_id))
 
     # -- publishing ------------------------------------------------------------------------
     async def resume(self, run_id: str, *, on_event: OnEvent | None = None) -> BulkRun:
@@ -297,13 +352,14 @@ class BulkSender:
         if info.organ_id != self.organ_id:
             raise UsageError(f"bulk run {run_id} is of {info.organ_id}, not of {self.organ_id}")
         self.journal.claim(run_id)
-        return await self._deliver_run(run_id, on_event, time.monotonic())
+        return await self._deliver_run(run_id, on_event, time.monotonic(), {})
 
-    async def _deliver_run(self, run_id: str, on_event: OnEvent | None, started: float) -> BulkRun:
+    async def _deliver_run(self, run_id: str, on_event: OnEvent | None, started: float,
+                           no_inbox: dict[str, set[str]]) -> BulkRun:
         finished = False
         try:
             for document in self.journal.documents(run_id):
-                await self._deliver(run_id, document.document_id, on_event, started)
+                await self._deliver(run_id, document.document_id, on_event, started, no_inbox.get(document.document_id))
             finished = True
         finally:
             # Whatever stopped it (Ctrl-C, the broker gone), the journal says what is left.
@@ -311,31 +367,38 @@ class BulkSender:
             self.journal.set_state(run_id, RunState.DONE if finished and not pending else RunState.INTERRUPTED)
         return BulkRun(run_id, self.journal, self.ledger, self.directory)
 
-    async def _deliver(self, run_id: str, document_id: str, on_event: OnEvent | None, started: float) -> None:
-        rows = [r for r in self.journal.recipients(run_id) if r.document_id == document_id]
+    async def _deliver(self, run_id: str, document_id: str, on_event: OnEvent | None, started: float,
+                       no_inbox: set[str] | None) -> None:
+        """Publish a document's pending copies; ``no_inbox``: the recipients found without an inbox
+        while it was planned (a first run), else they are looked for now."""
+        rows = self.journal.states(run_id, document_id)
         counts = _Counts(total=len(rows))
-        for row in rows:
-            if row.state is RecipientState.CONFIRMED:
+        for _recipient, state, _reason in rows:
+            if state is RecipientState.CONFIRMED:
                 counts.confirmed += 1
-            elif row.state is RecipientState.UNROUTABLE:
+            elif state is RecipientState.UNROUTABLE:
                 counts.unroutable += 1
-            elif row.state is RecipientState.FAILED:
+            elif state is RecipientState.FAILED:
                 counts.failed += 1
-        pending = [r.recipient for r in rows if r.state is RecipientState.PENDING]
-        if not pending:
-            self._emit(on_event, "done", run_id, document_id, counts, started)
-            return
-        missing = await self.transport.missing_inboxes(pending)
+        pending = [r for r, state, _ in rows if state is RecipientState.PENDING]
+        if no_inbox is not None and len(pending) == len(rows):
+            missing = no_inbox & set(pending)
+        else:
+            missing = await self.transport.missing_inboxes(pending) if pending else set()
         if missing:
             self.journal.mark(run_id, document_id, [(r, RecipientState.UNROUTABLE, NO_INBOX) for r in missing])
             counts.unroutable += len(missing)
-        self._record_in_ledger(run_id, document_id, [r.recipient for r in rows], missing)
+        self._sync_ledger(run_id, document_id, rows, missing)
+        if not pending:
+            self._emit(on_event, "done", run_id, document_id, counts, started)
+            return
         body = self.journal.body(run_id, document_id)
         message = Outgoing("", body, message_id("document", document_id, "bulk"),
                            {HEADER_KIND: "document", HEADER_FROM: self.organ_id})
         keys = [routing_key(r) for r in pending if r not in missing]
         batches = [keys[i:i + self.batch] for i in range(0, len(keys), self.batch)]
         gate = asyncio.Semaphore(self.in_flight)
+        self._emit(on_event, "publishing", run_id, document_id, counts, started)
 
         async def one(batch: list[str]) -> None:
             async with gate:
@@ -363,35 +426,43 @@ class BulkSender:
             else:
                 marks.append((recipient, RecipientState.PENDING, str(error)))
         self.journal.mark(run_id, document_id, marks)
+        self._move_in_ledger(document_id, marks)  # after the journal: the ledger is never ahead of it
         if any(o.error is not None for o in outcomes):
             first = next(o.error for o in outcomes if o.error is not None)
             log.warning("%s: bulk run %s, %s: %d of %d copies not confirmed: %s", self.organ_id, run_id, document_id,
                         sum(o.error is not None for o in outcomes), len(outcomes), first)
 
-    def _record_in_ledger(self, run_id: str, document_id: str, recipients: list[str], missing: set[str]) -> None:
-        """The document and its deliveries in the agency's ledger, once per run (see the module's note)."""
+    def _sync_ledger(self, run_id: str, document_id: str, rows: list[tuple[str, RecipientState, str | None]],
+                     missing: set[str]) -> None:
+        """The document and its deliveries in the agency's ledger (queued, no outbox rows), once per
+        run; then every delivery the journal has an answer for and the ledger still holds queued
+        (the inboxes just found missing; on a resume, what a dead process journaled last) moved to it."""
         document = next(d for d in self.journal.documents(run_id) if d.document_id == document_id)
         if document.ledger_recorded:
-            for recipient in missing:  # an inbox deleted since the first attempt
-                try:
-                    self.ledger.unroutable(message_id("document", document_id, recipient), NO_INBOX)
-                except InvalidTransition:
-                    pass  # the delivery moved on (a receipt): the journal keeps the broker's word
-            return
-        record = document.record
-        sent = SentDocument(document_id, self.organ_id, record["code"], record["subject"],
-                            dt.date.fromisoformat(record["promulgated"]),
-                            dt.date.fromisoformat(record["due_date"]) if record["due_date"] else None,
-                            "new", None, record["content_digest"])
-        body = self.journal.body(run_id, document_id)
-        ids = {r: message_id("document", document_id, r) for r in recipients}
-        # No await from here to the end: the client's outbox flusher (same event loop) never sees
-        # these rows pending, so it cannot publish them one by one behind the run's back.
-        self.ledger.record_send(sent, [OutboxEntry(ids[r], document_id, r, "document", body) for r in recipients])
-        for recipient in missing:
-            self.ledger.unroutable(ids[recipient], NO_INBOX)
-        self.ledger.published([ids[r] for r in recipients if r not in missing])
-        self.journal.ledger_recorded(run_id, document_id)
+            queued = {d.recipient for d in self.ledger.deliveries(document_id) if d.state is DeliveryState.QUEUED}
+        else:
+            record = document.record
+            sent = SentDocument(document_id, self.organ_id, record["code"], record["subject"],
+                                dt.date.fromisoformat(record["promulgated"]),
+                                dt.date.fromisoformat(record["due_date"]) if record["due_date"] else None,
+                                "new", None, record["content_digest"])
+            recipients = [r for r, _, _ in rows]
+            self.ledger.record_deliveries(sent, self.journal.body(run_id, document_id), recipients)
+            self.journal.ledger_recorded(run_id, document_id)
+            queued = set(recipients)
+        answered = [row for row in rows if row[1] is not RecipientState.PENDING]
+        answered += [(r, RecipientState.UNROUTABLE, NO_INBOX) for r in missing]
+        self._move_in_ledger(document_id, [a for a in answered if a[0] in queued])
+
+    def _move_in_ledger(self, document_id: str, marks: list[tuple[str, RecipientState, str | None]]) -> None:
+        """The broker's outcomes as ledger events, one transaction per event and reason."""
+        groups: dict[tuple[Event, str | None], list[str]] = {}
+        for recipient, state, reason in marks:
+            event = _EVENT_OF.get(state)
+            if event is not None:
+                groups.setdefault((event, None if event is Event.PUBLISHED else reason), []).append(recipient)
+        for (event, reason), recipients in groups.items():
+            self.ledger.move_deliveries(document_id, recipients, event, reason)
 
     @staticmethod
     def _emit(on_event: OnEvent | None, kind: str, run_id: str, document_id: str, counts: _Counts, started: float) -> None:

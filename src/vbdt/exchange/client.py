@@ -46,6 +46,7 @@ from vbdt.edxml.model import (
 from vbdt.errors import CertificateRejected, KeyFileError, UsageError
 from vbdt.exchange.answers import InboxItem, Reporter
 from vbdt.exchange.bulk import BulkItem, BulkRun, BulkSender, OnEvent
+from vbdt.exchange.groupcommit import GroupCommit
 from vbdt.exchange.inbox import Inbox
 from vbdt.exchange.journal import BulkJournal, journal_path_for
 from vbdt.exchange.ledger import Delivered, HistoryEvent, Incoming, Ledger, Overdue
@@ -54,6 +55,7 @@ from vbdt.exchange.receiving import Admission, OnReceipt, OnRefused, Receiver
 from vbdt.exchange.relay import relay_document
 from vbdt.exchange.sending import Sender
 from vbdt.exchange.transport import Delivery, Transport
+from vbdt.exchange.workers import Workers
 from vbdt.trust.keys import SigningKey, bind_certificate, load_certificates
 from vbdt.trust.packaging import PdfPolicy
 
@@ -92,6 +94,12 @@ class AgencyClient:
     (``max_message_bytes``). ``on_receipt`` (sync or async) runs once per receipt applied;
     ``on_refused`` once per message refused, with the rejection (stage, reason) and the broker user
     that published it, for the application's own register. Closing the client closes the ledger.
+
+    ``workers`` is where signing and verifying run: ``1`` (the default) a thread, ``n`` a pool of
+    ``n`` processes of this client's own (one per core is the usual choice; see
+    :mod:`vbdt.exchange.workers`), or a :class:`~vbdt.exchange.workers.Workers` shared with other
+    clients of the process (not closed with this one). The ledger's hot writes share transactions
+    (:mod:`vbdt.exchange.groupcommit`).
     """
 
     def __init__(
@@ -113,6 +121,7 @@ class AgencyClient:
         on_receipt: OnReceipt | None = None,
         on_refused: OnRefused | None = None,
         limits: Limits = DEFAULT_LIMITS,
+        workers: int | Workers = 1,
     ) -> None:
         self.organ_id = str(organ_id)
         self.transport = transport
@@ -128,13 +137,18 @@ class AgencyClient:
             check_signing_key(seal, self.organ_id, directory, role="agency")
         if person is not None:
             check_signing_key(person, self.organ_id, directory, role="person")
-        self.outbox = Outbox(self.organ_id, transport, ledger)
-        self.reporter = Reporter(self.me, key, self.outbox, ledger, staff)
+        self._own_workers = not isinstance(workers, Workers)
+        self.workers = Workers(workers) if not isinstance(workers, Workers) else workers
+        """Where this client signs and verifies."""
+        self.commits = GroupCommit(ledger)
+        """The ledger's writer: concurrent writes share one transaction."""
+        self.outbox = Outbox(self.organ_id, transport, ledger, self.commits)
+        self.reporter = Reporter(self.me, key, self.outbox, ledger, staff, self.workers)
         self.sender = Sender(self.organ_id, directory=directory, ledger=ledger, outbox=self.outbox, reporter=self.reporter,
-                             key=key, person=person, seal=seal, limits=limits)
+                             key=key, person=person, seal=seal, limits=limits, workers=self.workers)
         admission = Admission(self.trust, directory, pdf_policy, check_publisher, limits)
         self.receiver = Receiver(self.organ_id, admission=admission, ledger=ledger, reporter=self.reporter,
-                                 on_receipt=on_receipt, on_refused=on_refused)
+                                 on_receipt=on_receipt, on_refused=on_refused, workers=self.workers, commits=self.commits)
         self._bulk_journal: BulkJournal | None = None
         self._inbox = Inbox(self.organ_id, transport=transport, ledger=ledger, receiver=self.receiver, outbox=self.outbox,
                             prefetch=prefetch, reconnect_attempts=reconnect_attempts,
@@ -152,6 +166,7 @@ class AgencyClient:
     async def open(self) -> None:
         """Make sure the inbox exists and publish whatever the outbox still holds."""
         await self.transport.declare_inbox(self.organ_id)
+        await self.workers.start()
         await self.flush()
 
     def serve(self) -> None:
@@ -163,7 +178,10 @@ class AgencyClient:
     async def close(self) -> None:
         """Stop consuming (a delivery in hand comes back later), close the transport and the ledger."""
         await self._inbox.stop()
+        await self.commits.close()
         await self.transport.close()
+        if self._own_workers:
+            await self.workers.close()
         self.ledger.close()
         if self._bulk_journal is not None:
             self._bulk_journal.close()

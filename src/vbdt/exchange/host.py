@@ -61,6 +61,7 @@ from vbdt.exchange.transport import (
     Transport,
     WrappedDelivery,
 )
+from vbdt.exchange.workers import Workers
 from vbdt.trust.keys import SigningKey
 from vbdt.trust.packaging import PdfPolicy
 
@@ -228,14 +229,20 @@ class AgencyHost:
     ``url`` is the host's own broker URL (``<vhost>/hosts/<name>``, or an operator's); ``agencies``
     what to run. ``trust``, ``directory``, ``pdf_policy``, ``limits`` and ``prefetch`` are shared;
     ``on_item``, ``on_receipt`` and ``on_refused`` apply to every agency that names none of its own.
+    ``workers`` sign and verify for every hosted agency: ``1`` a thread, ``n`` one pool of ``n``
+    processes for the whole host (one per core; started with the host, stopped with it), or a
+    :class:`~vbdt.exchange.workers.Workers` of the application's.
     """
 
     def __init__(self, url: str, agencies: Iterable[HostedAgency], *, trust: str | Path, directory: Directory,
                  pdf_policy: PdfPolicy = "require", check_publisher: bool = True, prefetch: int = 8,
                  on_item: OnItem | None = None, on_receipt: OnReceipt | None = None, on_refused: OnRefused | None = None,
                  idle_close: float = 30.0, limits: Limits = DEFAULT_LIMITS, reconnect: ReconnectPolicy | None = None,
-                 opener: Opener | None = None) -> None:
+                 opener: Opener | None = None, workers: int | Workers = 1) -> None:
         self.url = url
+        self._workers = workers
+        self.workers = workers if isinstance(workers, Workers) else Workers(workers)
+        """Where the hosted agencies sign and verify (one pool for all)."""
         self.agencies = list(agencies)
         if not self.agencies:
             raise UsageError("a host needs at least one agency")
@@ -280,6 +287,8 @@ class AgencyHost:
             raise UsageError("this host is already started")
         self._stopped.clear()
         self._failure = None
+        if not isinstance(self._workers, Workers) and self.workers.closed:  # started again after a stop
+            self.workers = Workers(self._workers)
         self.shared = await self._opener(self.url)
         try:
             for agency in self.agencies:
@@ -306,7 +315,7 @@ class AgencyHost:
                                 directory=self.directory, person=agency.person, seal=agency.seal, pdf_policy=self.pdf_policy,
                                 check_publisher=self.check_publisher, prefetch=self.prefetch,
                                 on_receipt=agency.on_receipt or self.on_receipt, on_refused=agency.on_refused or self.on_refused,
-                                limits=self.limits)
+                                limits=self.limits, workers=self.workers)
         except BaseException:
             ledger.close()
             raise
@@ -326,6 +335,8 @@ class AgencyHost:
         shared, self.shared = self.shared, None
         if shared is not None:
             await shared.close()
+        if not isinstance(self._workers, Workers):
+            await self.workers.close()
         self._stopped.set()
 
     async def wait(self) -> None:

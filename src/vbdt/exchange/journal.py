@@ -257,6 +257,14 @@ class BulkJournal:
                            "ORDER BY rowid", (run_id, document_id))
         return [str(r[0]) for r in rows]
 
+    def states(self, run_id: str, document_id: str) -> list[tuple[str, RecipientState, str | None]]:
+        """(recipient, state, reason) of every copy of one document, in plan order: what a run's
+        publishing needs, read without the rest (one row per recipient of a directive to thousands)."""
+        rows = self._file.query("SELECT recipient, state, reason FROM bulk_recipients WHERE run_id = ? AND document_id = ? "
+                                "ORDER BY rowid", (run_id, document_id))
+        states = {s.value: s for s in RecipientState}
+        return [(str(r), states[str(s)], None if why is None else str(why)) for r, s, why in rows]
+
     def recipients(self, run_id: str) -> list[JournalRecipient]:
         """Every copy of the run, in plan order."""
         rows = self._file.query("SELECT document_id, recipient, state, reason, attempts, updated_at FROM bulk_recipients "

@@ -9,7 +9,9 @@ machine of :mod:`vbdt.exchange.receipts` and nothing else; each receipt is appli
 Receiving side: each incoming package is stored (bytes and all) before the broker is told it was
 handled, keyed by sender and DocumentId with the digest of what was signed, so a redelivery (same
 digest) is recognised, a different document under a used DocumentId is a conflict
-(:class:`Arrival`), and the application sees each document once.
+(:class:`Arrival`), and the application sees each document once. Retention
+(:meth:`Ledger.drop_bodies`) deletes the bytes of items acknowledged long enough ago, never their
+record; an item not yet acknowledged always keeps its bytes.
 
 A message the broker will never take (too large, an invalid property) is recorded as failed with
 its reason and leaves the outbox: it is not retried.
@@ -30,6 +32,7 @@ WAL journal). A PostgreSQL ledger would implement the same methods.
 from __future__ import annotations
 
 import abc
+import contextlib
 import datetime as dt
 import hashlib
 import sqlite3
@@ -43,9 +46,9 @@ from vbdt.edxml.model import VIETNAM_TZ
 from vbdt.errors import InvalidTransition, LedgerError, UsageError
 from vbdt.exchange.deadlines import DEFAULT_CALENDAR, WorkCalendar
 from vbdt.exchange.receipts import RESENDABLE, TERMINAL, DeliveryState, Event, is_stale, next_state
-from vbdt.exchange.sqlite import SqliteFile
+from vbdt.exchange.sqlite import Durability, SqliteFile
 
-__all__ = ["Arrival", "Delivered", "FailedMessage", "HistoryEvent", "Incoming", "Ledger", "OutboxEntry", "OutboxRecord", "Overdue",
+__all__ = ["Arrival", "Delivered", "DroppedBodies", "FailedMessage", "HistoryEvent", "Incoming", "Ledger", "OutboxEntry", "OutboxRecord", "Overdue",
            "SentDocument", "SqliteLedger"]
 
 
@@ -162,7 +165,9 @@ class Incoming:
     document_id: str
     kind: str
     message_id: str
-    body: bytes
+    body: bytes | None
+    """The package as received (signed bytes); ``None`` once retention dropped it
+    (:meth:`Ledger.drop_bodies`): only ever for an item acknowledged long enough ago."""
     receipt_sent: bool
     handed: bool
     """Given to the application at least once."""
@@ -174,6 +179,23 @@ class Incoming:
     """The application acknowledged it (committed it to its own records)."""
     verdict: str | None = None
     """The verification verdict computed at receipt, as JSON (:class:`vbdt.exchange.answers.Verdict`)."""
+    size: int | None = None
+    """Bytes of the package as received, kept when its body is dropped (None: dropped by a ledger
+    that did not record it)."""
+    dropped_at: dt.datetime | None = None
+    """When retention dropped the body (Vietnam time); None while the ledger holds it."""
+
+
+@dataclass(frozen=True)
+class DroppedBodies:
+    """What :meth:`Ledger.drop_bodies` deleted."""
+
+    items: tuple[tuple[str, str, str], ...]
+    """(sender, DocumentId, kind) of each received item whose body went, oldest first."""
+    bodies: int
+    """Distinct bodies deleted (items sharing one body count once)."""
+    bytes: int
+    """Their size: space the ledger file reuses for what it stores next (the file does not shrink)."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +223,25 @@ class Ledger(abc.ABC):
     @abc.abstractmethod
     def record_send(self, document: SentDocument, entries: Sequence[OutboxEntry]) -> None:
         """The document, a QUEUED delivery per document entry, and the outbox rows: one transaction."""
+
+    @abc.abstractmethod
+    def record_deliveries(self, document: SentDocument, body: bytes, recipients: Sequence[str]) -> None:
+        """A document its caller publishes itself (a bulk run, whose journal is its outbox): the
+        document, its signed body and a QUEUED delivery per recipient, **no outbox row** (the outbox
+        would publish each copy on its own); one transaction. A recipient already recorded keeps its
+        delivery as it is. The caller records the broker's word with :meth:`move_deliveries`;
+        :meth:`resend` sends such a delivery again from the body kept here."""
+
+    @abc.abstractmethod
+    def move_deliveries(self, document_id: str, recipients: Sequence[str], event: Event,
+                        reason: str | None = None) -> list[str]:
+        """Apply one ledger event (:attr:`~Event.PUBLISHED`, :attr:`~Event.UNROUTABLE`,
+        :attr:`~Event.REFUSED`, with ``reason``) to many deliveries of a document, each by the table of
+        :mod:`vbdt.exchange.receipts`, with its history: one transaction. A delivery the table does not
+        let the event move (an unroutable after a receipt took it on) keeps its state; those
+        recipients are returned. :class:`~vbdt.errors.InvalidTransition` (nothing changed) when a
+        recipient has no delivery of the document; :class:`~vbdt.errors.UsageError` for
+        :attr:`~Event.RESENT` (:meth:`resend` records a new attempt)."""
 
     @abc.abstractmethod
     def record_outgoing(self, entries: Sequence[OutboxEntry]) -> None:
@@ -235,6 +276,12 @@ class Ledger(abc.ABC):
     @abc.abstractmethod
     def apply(self, document_id: str, recipient: str, code: StatusCode, *, receipt_key: str, note: str | None = None) -> DeliveryState | None:
         """Apply a verified receipt once; return the new state, or None when it was a repeat or stale."""
+
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """One transaction for every write this thread makes inside the block (group commit, see
+        :mod:`vbdt.exchange.groupcommit`): a write that fails is undone alone, the others commit
+        together when the block ends, or none does. This default commits each write on its own."""
+        return contextlib.nullcontext()
 
     @abc.abstractmethod
     def resend(self, document_id: str, recipients: Sequence[str], message_id: Callable[[str, int], str]) -> list[OutboxEntry]:
@@ -319,6 +366,14 @@ class Ledger(abc.ABC):
         received side: every answer about a document received (from ``agency``)."""
 
     @abc.abstractmethod
+    def drop_bodies(self, acknowledged_before: dt.datetime) -> DroppedBodies:
+        """Retention: delete the bodies of received items the application acknowledged before
+        ``acknowledged_before`` (aware), unless another row still needs the same bytes (an outbox
+        message, another received item not yet that old). An item not acknowledged, or not handed
+        over, never loses its body (a restart hands it again from it). Every record stays: state,
+        answers, verdict, when it was received; its :attr:`Incoming.body` becomes None."""
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Release the storage."""
 
@@ -342,12 +397,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     digest TEXT NOT NULL REFERENCES bodies(digest), created_at TEXT NOT NULL, published_at TEXT,
     failed_at TEXT, failure TEXT);
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (published_at) WHERE published_at IS NULL;
+CREATE TABLE IF NOT EXISTS document_bodies (
+    document_id TEXT PRIMARY KEY, digest TEXT NOT NULL REFERENCES bodies(digest));
 CREATE TABLE IF NOT EXISTS receipts_seen (receipt_key TEXT PRIMARY KEY, at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS incoming (
     sender TEXT NOT NULL, document_id TEXT NOT NULL, kind TEXT NOT NULL, message_id TEXT NOT NULL,
     digest TEXT NOT NULL REFERENCES bodies(digest), received_at TEXT NOT NULL,
     receipt_sent INTEGER NOT NULL DEFAULT 0, handed INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'received',
-    content_digest TEXT, acked_at TEXT, verdict TEXT, PRIMARY KEY (sender, document_id, kind));
+    content_digest TEXT, acked_at TEXT, verdict TEXT, size INTEGER, dropped_at TEXT, PRIMARY KEY (sender, document_id, kind));
 CREATE TABLE IF NOT EXISTS answers (
     id INTEGER PRIMARY KEY, sender TEXT NOT NULL, document_id TEXT NOT NULL, kind TEXT NOT NULL, code TEXT NOT NULL,
     note TEXT, staff TEXT, at TEXT NOT NULL);
@@ -356,12 +413,15 @@ CREATE TABLE IF NOT EXISTS answers (
 _ADDED_COLUMNS = {
     "documents": (("content_digest", "TEXT"),),
     "outbox": (("failed_at", "TEXT"), ("failure", "TEXT")),
-    "incoming": (("content_digest", "TEXT"), ("acked_at", "TEXT"), ("verdict", "TEXT")),
+    "incoming": (("content_digest", "TEXT"), ("acked_at", "TEXT"), ("verdict", "TEXT"), ("size", "INTEGER"),
+                 ("dropped_at", "TEXT")),
     "deliveries": (("attempt", "INTEGER NOT NULL DEFAULT 1"), ("sent_at", "TEXT")),
 }
 
 
 _SENT_COLUMNS = "document_id, sender, code, subject, promulgated, due_date, kind, replaces, content_digest"
+_WITH_REASON = (DeliveryState.REJECTED, DeliveryState.UNDELIVERABLE, DeliveryState.FAILED)
+"""Delivery states that keep the reason of the event that led to them."""
 
 
 def _now() -> str:
@@ -380,8 +440,11 @@ def _opt(value: object) -> str | None:
 class SqliteLedger(Ledger):
     """The ledger in one SQLite file (``":memory:"`` for a throwaway one)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._file = SqliteFile(path, _SCHEMA, what="ledger", added_columns=_ADDED_COLUMNS)
+    def __init__(self, path: str | Path, *, durability: Durability = "normal") -> None:
+        """``durability``: ``normal`` (a commit survives the process dying) or ``full`` (a power loss
+        too, one fsync per commit); see :mod:`vbdt.exchange.sqlite`."""
+        self._file = SqliteFile(path, _SCHEMA, what="ledger", added_columns=_ADDED_COLUMNS, durability=durability)
+        self.durability: Durability = durability
         self.path = self._file.path
 
     @staticmethod
@@ -417,6 +480,60 @@ class SqliteLedger(Ledger):
                 "INSERT OR IGNORE INTO outbox (message_id, document_id, recipient, kind, digest, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (entry.message_id, entry.document_id, entry.recipient, entry.kind, digest, now),
             )
+
+    def record_deliveries(self, document: SentDocument, body: bytes, recipients: Sequence[str]) -> None:
+        now = _now()
+        with self._file.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO documents (document_id, sender, code, subject, promulgated, due_date, kind, replaces, "
+                "created_at, content_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (document.document_id, document.sender, document.code, document.subject, document.promulgated.isoformat(),
+                 document.due_date.isoformat() if document.due_date else None, document.kind, document.replaces, now,
+                 document.content_digest),
+            )
+            db.execute("INSERT OR IGNORE INTO document_bodies (document_id, digest) VALUES (?, ?)",
+                       (document.document_id, self._body(db, body)))
+            db.executemany(
+                "INSERT OR IGNORE INTO deliveries (document_id, recipient, state, updated_at, sent_at) VALUES (?, ?, ?, ?, ?)",
+                [(document.document_id, r, DeliveryState.QUEUED.value, now, now) for r in recipients],
+            )
+
+    def move_deliveries(self, document_id: str, recipients: Sequence[str], event: Event,
+                        reason: str | None = None) -> list[str]:
+        if event is Event.RESENT:
+            raise UsageError("a new delivery attempt is recorded by resend(), which gives it a message id")
+        wanted = list(dict.fromkeys(recipients))
+        if not wanted:
+            return []
+        now = _now()
+        kept: list[str] = []
+        moves: list[tuple[str, DeliveryState]] = []
+        targets: dict[str, DeliveryState | None] = {}  # the table's answer for each state met, asked once
+        with self._file.transaction() as db:
+            states = [(r, db.execute("SELECT state FROM deliveries WHERE document_id = ? AND recipient = ?",
+                                     (document_id, r)).fetchone()) for r in wanted]
+            absent = [r for r, row in states if row is None]
+            if absent:
+                more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
+                raise InvalidTransition(f"no delivery of {document_id} to {absent[0]}{more} in this ledger")
+            for recipient, (state,) in states:
+                if state not in targets:
+                    try:
+                        targets[state] = next_state(DeliveryState(state), event)
+                    except InvalidTransition:
+                        targets[state] = None
+                new = targets[state]
+                if new is None:
+                    kept.append(recipient)
+                else:
+                    moves.append((recipient, new))
+            db.executemany(
+                "UPDATE deliveries SET state = ?, reason = COALESCE(?, reason), updated_at = ? WHERE document_id = ? AND recipient = ?",
+                [(new.value, reason if new in _WITH_REASON else None, now, document_id, r) for r, new in moves])
+            db.executemany(
+                "INSERT INTO history (document_id, recipient, event, state, note, applied, at) VALUES (?, ?, ?, ?, ?, 1, ?)",
+                [(document_id, r, event.value, new.value, reason, now) for r, new in moves])
+        return kept
 
     def record_outgoing(self, entries: Sequence[OutboxEntry]) -> None:
         with self._file.transaction() as db:
@@ -483,8 +600,7 @@ class SqliteLedger(Ledger):
             return None
         new = next_state(state, event, before_recall=before)
         recall_from = state.value if new is DeliveryState.RECALL_REQUESTED and state is not new else row[1]
-        with_reason = (DeliveryState.REJECTED, DeliveryState.UNDELIVERABLE, DeliveryState.FAILED)
-        reason = note if new in with_reason or event is StatusCode.CHANGE_REFUSED else None
+        reason = note if new in _WITH_REASON or event is StatusCode.CHANGE_REFUSED else None
         db.execute(
             "UPDATE deliveries SET state = ?, before_recall = ?, reason = COALESCE(?, reason), updated_at = ? "
             "WHERE document_id = ? AND recipient = ?",
@@ -503,16 +619,22 @@ class SqliteLedger(Ledger):
             db.execute("INSERT INTO receipts_seen VALUES (?, ?)", (receipt_key, now))
             return result
 
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        return self._file.group()
+
     def resend(self, document_id: str, recipients: Sequence[str], message_id: Callable[[str, int], str]) -> list[OutboxEntry]:
         now = _now()
         entries: list[OutboxEntry] = []
         with self._file.transaction() as db:
             for recipient in recipients:
-                row = db.execute("SELECT d.state, d.attempt, o.digest FROM deliveries d JOIN outbox o "
-                                 "ON o.document_id = d.document_id AND o.recipient = d.recipient AND o.kind = 'document' "
-                                 "WHERE d.document_id = ? AND d.recipient = ? ORDER BY o.rowid LIMIT 1",
+                # the body of the first outbox row, else (a document published by its caller,
+                # record_deliveries) the document's own
+                row = db.execute("SELECT d.state, d.attempt, COALESCE((SELECT o.digest FROM outbox o WHERE "
+                                 "o.document_id = d.document_id AND o.recipient = d.recipient AND o.kind = 'document' "
+                                 "ORDER BY o.rowid LIMIT 1), (SELECT b.digest FROM document_bodies b WHERE "
+                                 "b.document_id = d.document_id)) FROM deliveries d WHERE d.document_id = ? AND d.recipient = ?",
                                  (document_id, recipient)).fetchone()
-                if row is None:
+                if row is None or row[2] is None:
                     raise InvalidTransition(f"no delivery of {document_id} to {recipient} in this ledger")
                 state, attempt = DeliveryState(row[0]), int(row[1] or 1) + 1
                 if state not in RESENDABLE:
@@ -609,28 +731,31 @@ class SqliteLedger(Ledger):
                 if not same:
                     return Arrival.CONFLICT
                 if row[1] == StatusCode.REJECTED.value and row[2] != message_id:
-                    # rejected here, sent again by its sender as a new attempt: open it again
+                    # rejected here, sent again by its sender as a new attempt: open it again, with
+                    # the bytes of this attempt (retention may have dropped the first one's)
                     db.execute("UPDATE incoming SET message_id = ?, state = 'received', receipt_sent = 0, handed = 0, "
-                               "acked_at = NULL, received_at = ?, verdict = COALESCE(?, verdict) "
-                               "WHERE sender = ? AND document_id = ? AND kind = ?",
-                               (message_id, _now(), verdict, sender, document_id, kind))
+                               "acked_at = NULL, received_at = ?, verdict = COALESCE(?, verdict), digest = ?, size = ?, "
+                               "dropped_at = NULL WHERE sender = ? AND document_id = ? AND kind = ?",
+                               (message_id, _now(), verdict, self._body(db, body), len(body), sender, document_id, kind))
                     return Arrival.RESENT
                 return Arrival.REDELIVERY
             digest = self._body(db, body)
             db.execute("INSERT INTO incoming (sender, document_id, kind, message_id, digest, received_at, content_digest, "
-                       "verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (sender, document_id, kind, message_id, digest, _now(), content_digest, verdict))
+                       "verdict, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (sender, document_id, kind, message_id, digest, _now(), content_digest, verdict, len(body)))
             return Arrival.NEW
 
     def _incoming_rows(self, where: str, args: Sequence[object], limit: int | None = None) -> list[Incoming]:
+        # LEFT JOIN: an item whose body retention dropped keeps its record (body None)
         rows = self._file.query(
             "SELECT i.sender, i.document_id, i.kind, i.message_id, b.body, i.receipt_sent, i.handed, i.state, "
-            "i.received_at, i.acked_at, i.verdict "
-            f"FROM incoming i JOIN bodies b USING (digest) WHERE {where} ORDER BY i.rowid"
+            "i.received_at, i.acked_at, i.verdict, COALESCE(i.size, length(b.body)), i.dropped_at "
+            f"FROM incoming i LEFT JOIN bodies b USING (digest) WHERE {where} ORDER BY i.rowid"
             + (" LIMIT ?" if limit is not None else ""), [*args, *([limit] if limit is not None else [])])
-        return [Incoming(str(s), str(d), str(k), str(m), bytes(b), bool(r), bool(h), str(st),
-                         _local(at), acked is not None, None if verdict is None else str(verdict))
-                for s, d, k, m, b, r, h, st, at, acked, verdict in rows]
+        return [Incoming(str(s), str(d), str(k), str(m), None if b is None else bytes(b), bool(r), bool(h), str(st),
+                         _local(at), acked is not None, None if verdict is None else str(verdict),
+                         None if size is None else int(size), None if dropped is None else _local(dropped))
+                for s, d, k, m, b, r, h, st, at, acked, verdict, size, dropped in rows]
 
     def incoming(self, sender: str, document_id: str, kind: str) -> Incoming | None:
         rows = self._incoming_rows("i.sender = ? AND i.document_id = ? AND i.kind = ?", (sender, document_id, kind))
@@ -705,6 +830,27 @@ class SqliteLedger(Ledger):
                  for a, e, st, n, ok, at in sent]
                 + [HistoryEvent(document_id, str(a), str(code), str(code), _opt(n), _opt(staff), True, _local(at))
                    for a, code, n, staff, at in answered])
+
+    def drop_bodies(self, acknowledged_before: dt.datetime) -> DroppedBodies:
+        if acknowledged_before.tzinfo is None:
+            raise UsageError("acknowledged_before must be an aware datetime (e.g. in VIETNAM_TZ)")
+        before = acknowledged_before.astimezone(dt.UTC).isoformat()
+        now = _now()
+        with self._file.transaction() as db:
+            # Set-based (NOT IN builds one index): the bodies every outbox row, every sent document
+            # (a bulk run's, kept for resend) and every received item retention does not take still need. acked_at < ? is false for a NULL acked_at.
+            rows = db.execute(
+                "SELECT i.sender, i.document_id, i.kind, i.digest, length(b.body) FROM incoming i JOIN bodies b USING (digest) "
+                "WHERE i.acked_at < ? AND i.handed = 1 AND i.digest NOT IN ("
+                "SELECT digest FROM outbox UNION SELECT digest FROM document_bodies UNION "
+                "SELECT digest FROM incoming WHERE acked_at IS NULL OR handed = 0 OR acked_at >= ?) ORDER BY i.rowid",
+                (before, before)).fetchall()
+            sizes = {str(digest): int(size) for _, _, _, digest, size in rows}
+            db.executemany("UPDATE incoming SET size = COALESCE(size, ?), dropped_at = ? "
+                           "WHERE sender = ? AND document_id = ? AND kind = ?",
+                           [(size, now, s, d, k) for s, d, k, _, size in rows])
+            db.executemany("DELETE FROM bodies WHERE digest = ?", [(digest,) for digest in sizes])
+        return DroppedBodies(tuple((str(s), str(d), str(k)) for s, d, k, _, _ in rows), len(sizes), sum(sizes.values()))
 
     def close(self) -> None:
         self._file.close()

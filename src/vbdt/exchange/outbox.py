@@ -13,19 +13,26 @@ most 255 bytes) whatever the DocumentIds, and never taken from anything a peer s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
 
 from vbdt.errors import PublishRefused, TransportError, Unroutable
 from vbdt.exchange.ledger import Ledger, OutboxEntry
 from vbdt.exchange.routing import HEADER_FROM, HEADER_KIND, routing_key
 from vbdt.exchange.transport import Outgoing, Transport
 
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from vbdt.exchange.groupcommit import GroupCommit
+
 __all__ = ["Outbox", "SendResult", "attempt_message_id", "message_id"]
 
 log = logging.getLogger("vbdt.exchange.outbox")
+
+T = TypeVar("T")
 
 
 def message_id(kind: str, *parts: str) -> str:
@@ -61,10 +68,28 @@ class SendResult:
 class Outbox:
     """Publishes outbox entries for one agency and records each outcome in its ledger."""
 
-    def __init__(self, organ_id: str, transport: Transport, ledger: Ledger) -> None:
+    def __init__(self, organ_id: str, transport: Transport, ledger: Ledger, commits: GroupCommit | None = None) -> None:
         self.organ_id = organ_id
         self.transport = transport
         self.ledger = ledger
+        self.commits = commits
+        """When given, the hot writes (records, confirms) share transactions with concurrent ones."""
+        self._in_hand: set[str] = set()  # message ids being published by this process: flush leaves them
+
+    @contextlib.contextmanager
+    def in_hand(self, entries: Sequence[OutboxEntry]) -> Iterator[None]:
+        """While the block runs, :meth:`flush` leaves these entries to it (recorded, about to be
+        published): no second copy of a message on its way."""
+        ids = {e.message_id for e in entries} - self._in_hand
+        self._in_hand |= ids
+        try:
+            yield
+        finally:
+            self._in_hand -= ids
+
+    async def write(self, write: Callable[[], T]) -> T:
+        """Run a ledger write: in the next group commit when there is one, else now."""
+        return await self.commits.run(write) if self.commits is not None else write()
 
     def outgoing(self, entry: OutboxEntry) -> Outgoing:
         """The broker message for an entry (the headers name only this agency and the kind)."""
@@ -73,8 +98,11 @@ class Outbox:
 
     async def publish(self, entries: Sequence[OutboxEntry], document_id: str, recipients: list[str]) -> SendResult:
         """Publish recorded entries concurrently; record confirms, unroutables and refusals."""
-        outcomes = await self.transport.publish_many([self.outgoing(e) for e in entries])
-        self.ledger.published([o.message.message_id for o in outcomes if o.ok])
+        with self.in_hand(entries):
+            outcomes = await self.transport.publish_many([self.outgoing(e) for e in entries])
+        confirmed = [o.message.message_id for o in outcomes if o.ok]
+        if confirmed:
+            await self.write(lambda: self.ledger.published(confirmed))
         unroutable: dict[str, str] = {}
         pending: dict[str, str] = {}
         failed: dict[str, str] = {}
@@ -99,8 +127,9 @@ class Outbox:
 
         :class:`~vbdt.errors.LedgerError` (nothing recorded or published) when a message id is already in
         the outbox with another body: a message is never silently dropped for another one."""
-        self.ledger.record_outgoing_unique(entries)
-        return await self.publish(entries, document_id, recipients)
+        with self.in_hand(entries):
+            await self.write(lambda: self.ledger.record_outgoing_unique(entries))
+            return await self.publish(entries, document_id, recipients)
 
     async def resend(self, document_id: str, recipients: Sequence[str]) -> SendResult:
         """A new delivery attempt to recipients that rejected the document (02) or had no inbox: the
@@ -111,8 +140,9 @@ class Outbox:
         return await self.publish(entries, document_id, [e.recipient for e in entries])
 
     async def flush(self) -> SendResult:
-        """Publish every outbox entry the broker has not confirmed yet (after a crash or an outage)."""
-        entries = self.ledger.pending()
+        """Publish every outbox entry the broker has not confirmed yet (after a crash or an outage),
+        but those this process is publishing right now."""
+        entries = [e for e in self.ledger.pending() if e.message_id not in self._in_hand]
         if not entries:
             return SendResult("", [])
         return await self.publish(entries, "", [e.recipient for e in entries])

@@ -39,6 +39,7 @@ from vbdt.edxml.rules import parse_document_id
 from vbdt.edxml.validation import check_tree, report_tree
 from vbdt.edxml.xmlparse import DEFAULT_LIMITS, DS_NS, EDXML_NS, Limits
 from vbdt.errors import MessageRejected, PdfSignatureError, VbdtError, XmlError
+from vbdt.trust.chain import TrustStore
 from vbdt.trust.packaging import PdfPolicy, Unpacked, check_pdfs, unpack
 from vbdt.trust.xmldsig import SignatureCheck, Verified, bind_package, check_signature, verify
 
@@ -99,7 +100,7 @@ def admit(
     *,
     me: str,
     publisher: str | None,
-    trust: str | Path,
+    trust: str | Path | TrustStore,
     directory: Directory | None,
     pdf_policy: PdfPolicy = "require",
     legacy_sha1: bool = False,
@@ -122,7 +123,7 @@ def admit(
         raise MessageRejected(f"unreadable ({type(exc).__name__}: {str(exc)[:200]})", stage=stage.name) from None
 
 
-def _admit(body: bytes, stage: _Stage, *, me: str, publisher: str | None, trust: str | Path, directory: Directory | None,
+def _admit(body: bytes, stage: _Stage, *, me: str, publisher: str | None, trust: str | Path | TrustStore, directory: Directory | None,
            pdf_policy: PdfPolicy, legacy_sha1: bool, check_publisher: bool, limits: Limits) -> Admitted:
     if len(body) > limits.max_bytes:
         raise MessageRejected(f"{len(body):,} bytes is over the {limits.max_bytes:,}-byte limit", stage="parse")
@@ -211,7 +212,7 @@ def _answered_id(package: Package) -> str | None:
     return package.document_id if isinstance(package, Document) else package.response_for.document_id
 
 
-def _check_pdfs(check: SignatureCheck, package: Package, *, trust: str | Path, directory: Directory | None,
+def _check_pdfs(check: SignatureCheck, package: Package, *, trust: str | Path | TrustStore, directory: Directory | None,
                 pdf_policy: PdfPolicy, limits: Limits) -> Unpacked:
     """The sender binding, then the PDFs, for an envelope whose signature checked on the validated tree."""
     try:
@@ -232,7 +233,7 @@ def _check_pdfs(check: SignatureCheck, package: Package, *, trust: str | Path, d
     raise MessageRejected(reason, stage="verify", sender=verified.agency, document_id=_answered_id(package))
 
 
-def _unpack(body: bytes, *, trust: str | Path, directory: Directory | None, legacy_sha1: bool, pdf_policy: PdfPolicy,
+def _unpack(body: bytes, *, trust: str | Path | TrustStore, directory: Directory | None, legacy_sha1: bool, pdf_policy: PdfPolicy,
             limits: Limits) -> Unpacked:
     """The envelope, then the PDFs; a PDF that fails after the envelope verified names what to answer."""
     try:
@@ -252,7 +253,7 @@ def _unpack(body: bytes, *, trust: str | Path, directory: Directory | None, lega
     raise MessageRejected(reason, stage="verify", sender=envelope.agency, document_id=_answered_id(envelope.package))
 
 
-def _envelope(body: bytes, *, trust: str | Path, directory: Directory | None, legacy_sha1: bool,
+def _envelope(body: bytes, *, trust: str | Path | TrustStore, directory: Directory | None, legacy_sha1: bool,
               limits: Limits) -> Verified | None:
     try:
         return verify(body, trust=trust, directory=directory, legacy_sha1=legacy_sha1, limits=limits)

@@ -8,8 +8,6 @@ anything is recorded: the broker would never take it.
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -17,16 +15,15 @@ from collections.abc import Sequence
 from vbdt.directory.agencies import Directory
 from vbdt.edxml.codes import BusinessDocType, StatusCode
 from vbdt.edxml.limits import Limits
-from vbdt.edxml.model import VIETNAM_TZ, Document, Organization, ReplacementInfo, ResponseFor, TraceHeader
-from vbdt.edxml.validation import validate
+from vbdt.edxml.model import Document, Organization, ReplacementInfo, ResponseFor
 from vbdt.edxml.writer import write
-from vbdt.errors import MessageTooLarge, UsageError, ValidationError
+from vbdt.errors import MessageTooLarge, UsageError
 from vbdt.exchange.answers import KIND_OF, Reporter
 from vbdt.exchange.ledger import Ledger, OutboxEntry, SentDocument
 from vbdt.exchange.outbox import Outbox, SendResult, message_id
 from vbdt.exchange.receipts import DeliveryState
+from vbdt.exchange.workers import Sending, Workers
 from vbdt.trust.keys import SigningKey
-from vbdt.trust.packaging import pack
 
 __all__ = ["Sender", "content_digest"]
 
@@ -44,7 +41,8 @@ class Sender:
     """One agency's sending side: its keys, its directory, its ledger and its outbox."""
 
     def __init__(self, organ_id: str, *, directory: Directory, ledger: Ledger, outbox: Outbox, reporter: Reporter,
-                 key: SigningKey, person: SigningKey | None, seal: SigningKey | None, limits: Limits) -> None:
+                 key: SigningKey, person: SigningKey | None, seal: SigningKey | None, limits: Limits,
+                 workers: Workers | None = None) -> None:
         self.organ_id = organ_id
         self.directory = directory
         self.ledger = ledger
@@ -54,6 +52,8 @@ class Sender:
         self.person = person
         self.seal = seal
         self.limits = limits
+        self.workers = workers or reporter.workers
+        self._sending = Sending(directory, limits)
 
     def recipients_for(self, to: Sequence[str]) -> list[Organization]:
         """The ``To`` list for agencies and selectors (``ID``, ``ID/*``, ``ID/**:commune``, ``**:province``)."""
@@ -69,41 +69,40 @@ class Sender:
         if not document.recipients:
             raise UsageError("no recipients: give to=[...] or fill Document.recipients")
         document_id = str(document.document_id)
-        digest = await asyncio.to_thread(content_digest, document)
+        # One job (a worker's, or a thread's): the digest, this agency's trace, validation (schema,
+        # rules, directory: an invalid package would be signed, sent, and refused by every
+        # recipient), then the signatures. A repeat of a DocumentId is told by the digest first.
+        prepared = await self.workers.prepare(self._sending, self.key, self.person, self.seal, document, self.organ_id)
         earlier = self.ledger.document(document_id)
         if earlier is not None:
-            return self._again(earlier, digest)
-        if not document.trace or str(document.trace[-1].organ_id) != self.organ_id:
-            trace = [*document.trace, TraceHeader(organ_id=self.organ_id, timestamp=dt.datetime.now(VIETNAM_TZ))]
-            document = Document(**{**document.__dict__, "trace": trace})
-        await asyncio.to_thread(self._validate, document)
-        body = await asyncio.to_thread(pack, document, self.key, person=self.person, seal=self.seal)
+            return self._again(earlier, prepared.digest)
+        if prepared.failure is not None:
+            raise prepared.failure.error()
+        body = prepared.body
+        assert body is not None
+        digest = prepared.digest
         if len(body) > self.limits.max_message_bytes:
             raise MessageTooLarge(f"the signed package {document_id} has {len(body):,} bytes, over "
                                   f"Limits.max_message_bytes ({self.limits.max_message_bytes:,}): nothing was sent")
         recipients = [str(r.organ_id) for r in document.recipients]
         entries = [OutboxEntry(message_id("document", document_id, r), document_id, r, "document", body) for r in recipients]
         business = document.business
-        self.ledger.record_send(
-            SentDocument(document_id, self.organ_id, str(document.code), document.subject or "", document.promulgation.date,
-                         document.due_date, KIND_OF[business.doc_type].replace("document", "new"), business.document_id,
-                         digest),
-            entries,
-        )
-        if business.doc_type in _CHANGES and business.document_id:
-            # the package itself asks to change the earlier document: its deliveries wait for 15/16
-            self.ledger.request_recall(business.document_id, recipients, f"{KIND_OF[business.doc_type]}: {document_id}")
-        result = await self.outbox.publish(entries, document_id, recipients)
+        sent = SentDocument(document_id, self.organ_id, str(document.code), document.subject or "", document.promulgation.date,
+                            document.due_date, KIND_OF[business.doc_type].replace("document", "new"), business.document_id,
+                            digest)
+
+        def record() -> None:
+            self.ledger.record_send(sent, entries)
+            if business.doc_type in _CHANGES and business.document_id:
+                # the package itself asks to change the earlier document: its deliveries wait for 15/16
+                self.ledger.request_recall(business.document_id, recipients, f"{KIND_OF[business.doc_type]}: {document_id}")
+
+        with self.outbox.in_hand(entries):  # recorded, then published by this send, not by a flush too
+            await self.outbox.write(record)
+            result = await self.outbox.publish(entries, document_id, recipients)
         log.info("%s sent %s to %d recipients (%d unroutable, %d pending)", self.organ_id, document_id, len(recipients),
                  len(result.unroutable), len(result.pending))
         return result
-
-    def _validate(self, document: Document) -> None:
-        """Schema, rules and directory before anything is signed: an invalid package would be
-        signed, sent, and refused by every recipient."""
-        report = validate(write(document), directory=self.directory, limits=self.limits)
-        if not report.valid:
-            raise ValidationError(report.findings, source=str(document.document_id))
 
     def _again(self, earlier: SentDocument, digest: str) -> SendResult:
         """A second send under a used DocumentId: the same document is a no-op, another one a usage error."""

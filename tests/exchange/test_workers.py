@@ -1,0 +1,174 @@
+"""Signing and verifying in worker processes (issue 13), on the embedded broker and on RabbitMQ.
+
+A document admitted in a worker process is the same item, with the same verdict, as in a thread;
+hostile input in a worker still ends as a refusal; a worker that dies loses no job (it runs again
+in a fresh worker), and a job that kills its worker twice is a WorkerCrashed, which the receiver
+dead-letters with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import worker_jobs
+
+import vbdt
+from conftest import H54, H54_COMMUNES, H54_DISTRICT, Network, drain_dead_letters
+from vbdt.cli.demo import compose
+from vbdt.edxml.codes import StatusCode
+from vbdt.edxml.limits import DEFAULT_LIMITS
+from vbdt.edxml.model import StatusMessage
+from vbdt.errors import UsageError, WorkerCrashed
+from vbdt.exchange.receipts import DeliveryState
+from vbdt.exchange.receiving import Admission
+from vbdt.exchange.routing import HEADER_KIND, HEADER_REASON, routing_key
+from vbdt.exchange.transport import Outgoing
+from vbdt.exchange.workers import Accepted, Answering, Refusal, Workers
+
+
+def _doc(directory: vbdt.Directory, to: list[str], number: str) -> vbdt.Document:
+    return compose(directory, H54, to, number=number, notation="UBND-VP", type_name="Công văn",
+                   subject=f"Về việc số {number}", issued=date.today())
+
+
+async def test_admission_in_a_worker_process_equals_admission_in_a_thread(exchange_pki: Any, example_directory: vbdt.Directory) -> None:
+    pki, folder = exchange_pki
+    body = vbdt.pack(_doc(example_directory, [H54_DISTRICT], "1"), pki.agencies[H54], person=pki.signer,
+                     seal=pki.agencies[H54])
+    tampered = body.replace(b"V\xe1\xbb\x81 vi\xe1\xbb\x87c s\xe1\xbb\x91 1", b"V\xe1\xbb\x81 vi\xe1\xbb\x87c s\xe1\xbb\x91 9")
+    assert tampered != body
+    admission = Admission(folder / "ca.pem", example_directory, "require", True, DEFAULT_LIMITS)
+    answering = Answering(example_directory.organization(H54_DISTRICT))
+    key = pki.agencies[H54_DISTRICT]
+    thread, processes = Workers(1), Workers(2)
+    try:
+        outcomes = []
+        for workers in (thread, processes):
+            outcomes.append([await workers.admit(admission, b, me=H54_DISTRICT, publisher=H54, answering=answering, key=key)
+                             for b in (body, tampered, b"<not edXML")])
+    finally:
+        await processes.close()
+    (in_thread, bad_thread, garbage_thread), (in_worker, bad_worker, garbage_worker) = outcomes
+    assert isinstance(in_thread, Accepted) and isinstance(in_worker, Accepted)
+    for field in ("kind", "sender", "document_id", "digest", "package", "verdict"):
+        assert getattr(in_worker, field) == getattr(in_thread, field), field
+    assert in_worker.verdict.agency == H54 and set(in_worker.verdict.pdfs) == {a.name for a in in_worker.package.attachments}
+    assert all(p.original_valid for p in in_worker.verdict.pdfs.values())
+    for accepted in (in_thread, in_worker):  # each signed its 01, verifiable as the receiver's
+        assert accepted.receipt is not None
+        receipt = vbdt.verify(accepted.receipt, trust=folder / "ca.pem", directory=example_directory)
+        assert receipt.agency == H54_DISTRICT and isinstance(receipt.package, StatusMessage)
+        assert receipt.package.status_code is StatusCode.ARRIVED
+        assert receipt.package.response_for.document_id == accepted.document_id
+    # hostile input: the same refusal, as data, in a worker as in a thread
+    assert isinstance(bad_worker, Refusal) and bad_worker == bad_thread and bad_worker.stage == "verify"
+    assert isinstance(garbage_worker, Refusal) and garbage_worker == garbage_thread and garbage_worker.stage == "parse"
+
+
+async def test_an_item_received_through_worker_processes_is_the_one_received_in_a_thread(network: Network) -> None:
+    sender = await network.agency(H54)
+    in_thread = await network.agency(H54_DISTRICT)
+    in_workers = await network.agency(H54_COMMUNES[0], workers=2)  # its own pool, closed with it
+    sent = await sender.send(_doc(network.directory, [H54_DISTRICT, H54_COMMUNES[0]], "2"))
+    (a,) = await network.pump(in_thread).take(timeout=60)
+    (b,) = await network.pump(in_workers).take(timeout=60)
+    assert a.document == b.document and a.kind == b.kind == "document" and a.sender == b.sender == H54
+    assert a.verdict is not None and b.verdict is not None
+    assert (a.verdict.agency, a.verdict.signer, a.verdict.chain, a.verdict.binding) == \
+           (b.verdict.agency, b.verdict.signer, b.verdict.chain, b.verdict.binding)
+    assert in_workers.workers.processes and len(in_workers.workers.pids()) == 2
+    await network.eventually(lambda: {d.state for d in sender.status(sent.document_id)} == {DeliveryState.ARRIVED}, 60)
+    await b.accept()  # an answer signed in a worker process
+    await network.eventually(lambda: {d.recipient: d.state for d in sender.status(sent.document_id)}[H54_COMMUNES[0]]
+                             is DeliveryState.ACCEPTED, 60)
+
+
+async def test_hostile_input_in_a_worker_ends_as_a_refusal(network: Network) -> None:
+    sender = await network.agency(H54)
+    receiver = await network.agency(H54_DISTRICT, workers=2)
+    body = vbdt.pack(_doc(network.directory, [H54_DISTRICT], "3"), network.pki.agencies[H54])  # type: ignore[attr-defined]
+    forged = body.replace(b"UBND-VP", b"UBND-XX", 1)
+    for message_id, data in (("garbage", b"\x00not xml at all"), ("forged", forged)):
+        await sender.transport.publish(Outgoing(routing_key(H54_DISTRICT), data, message_id, {HEADER_KIND: "document"}))
+    dead = await drain_dead_letters(network.admin, 2, timeout=60)
+    reasons = {b: h[HEADER_REASON] for b, h in dead}
+    assert reasons[b"\x00not xml at all"].startswith("parse:")
+    assert reasons[forged].split(":")[0] in {"validate", "verify"}
+    assert receiver.ledger.received() == []  # nothing stored
+    sent = await sender.send(_doc(network.directory, [H54_DISTRICT], "4"))  # and the inbox goes on
+    (item,) = await network.pump(receiver).take(timeout=60)
+    assert item.document_id == sent.document_id
+
+
+async def test_a_worker_killed_in_a_job_loses_nothing(tmp_path: Path) -> None:
+    workers = Workers(2)
+    try:
+        await workers.start()
+        first = set(workers.pids())
+        marker, release = tmp_path / "running", tmp_path / "release"
+        job = asyncio.ensure_future(workers.run(worker_jobs.pid_when_released, str(marker), str(release)))
+        for _ in range(6000):
+            if marker.exists() and marker.read_text():
+                break
+            await asyncio.sleep(0.01)
+        killed = int(marker.read_text())
+        assert killed in first
+        os.kill(killed, signal.SIGKILL)  # as the OOM killer would, in the middle of the job
+        for _ in range(6000):  # the job is running again, in the worker that replaced the dead one
+            if marker.read_text() != str(killed):
+                break
+            await asyncio.sleep(0.01)
+        release.write_text("go")
+        again = await job
+        assert again != killed and again in workers.pids() and killed not in workers.pids()
+        assert workers.restarts == 1 and len(workers.pids()) == 2
+    finally:
+        await workers.close()
+
+
+async def test_a_job_that_kills_its_worker_twice_is_worker_crashed(tmp_path: Path) -> None:
+    workers = Workers(2)
+    try:
+        with pytest.raises(WorkerCrashed, match="died"):
+            await workers.run(worker_jobs.die)
+        assert workers.restarts == 2  # each death replaced
+        # a job that kills only the first worker it runs in succeeds in the second
+        assert await workers.run(worker_jobs.die_once, str(tmp_path / "died")) != int((tmp_path / "died").read_text())
+        with pytest.raises(ValueError, match="a bug"):  # an exception in a job comes back as itself
+            await workers.run(worker_jobs.fail, "a bug")
+        assert len(workers.pids()) == 2
+    finally:
+        await workers.close()
+    with pytest.raises(UsageError):
+        await workers.run(worker_jobs.fail, "closed")
+
+
+class _KillingWorkers(Workers):
+    """Real worker processes whose admission job kills them, as a crash in a C library would."""
+
+    async def admit(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.run(worker_jobs.die)
+
+
+async def test_a_message_that_kills_its_worker_is_dead_lettered_with_the_reason(network: Network) -> None:
+    sender = await network.agency(H54)
+    workers = _KillingWorkers(2)
+    refused: list[vbdt.MessageRejected] = []
+    try:
+        await network.agency(H54_DISTRICT, workers=workers, on_refused=lambda exc, user: refused.append(exc))
+        sent = await sender.send(_doc(network.directory, [H54_DISTRICT], "5"))
+        ((body, headers),) = await drain_dead_letters(network.admin, 1, timeout=60)
+    finally:
+        await workers.close()
+    kept = vbdt.verify(body, trust=network.folder / "ca.pem", directory=network.directory).package
+    assert isinstance(kept, vbdt.Document) and kept.document_id == sent.document_id  # the message itself, not lost
+    assert headers[HEADER_REASON].startswith("worker:") and "died" in headers[HEADER_REASON]
+    assert "no 02 sent" in headers[HEADER_REASON]  # nothing was authenticated to answer
+    assert [r.stage for r in refused] == ["worker"]
+    assert sender.status(sent.document_id)[0].state is DeliveryState.SENT
