@@ -21,7 +21,7 @@ from vbdt.cli.demo import compose
 from vbdt.edxml.codes import BusinessDocType, StatusCode
 from vbdt.edxml.model import VIETNAM_TZ, Attachment, ResponseFor, StatusMessage
 from vbdt.errors import MessageTooLarge, UsageError
-from vbdt.exchange import receiving
+from vbdt.exchange import pipeline
 from vbdt.exchange.ledger import SqliteLedger
 from vbdt.exchange.receipts import DeliveryState
 from vbdt.exchange.routing import HEADER_KIND, HEADER_REASON, routing_key
@@ -62,7 +62,7 @@ async def test_concurrent_handling_stays_within_the_inflight_bytes(network: Netw
     size = max(len(b) for b in bodies)
     handling: list[int] = []
     peak = 0
-    real_admit = receiving.admit
+    real_admit = pipeline.admit
 
     def measured(body: bytes, **kw: Any) -> Any:  # the real admission, measured
         nonlocal peak
@@ -73,7 +73,7 @@ async def test_concurrent_handling_stays_within_the_inflight_bytes(network: Netw
         finally:
             handling.remove(len(body))
 
-    monkeypatch.setattr(receiving, "admit", measured)
+    monkeypatch.setattr(pipeline, "admit", measured)  # what the admission job runs (workers.admit_job)
     receiver = await network.agency(H54_DISTRICT, pump=False, prefetch=32,
                                     limits=dataclasses.replace(vbdt.DEFAULT_LIMITS, max_inflight_bytes=size + size // 2))
     for i, body in enumerate(bodies):  # all waiting in the inbox before the receiver starts
