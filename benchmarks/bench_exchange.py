@@ -93,6 +93,13 @@ async def raw_amqp(url: str, body: bytes, n: int) -> float:
     return elapsed / n
 
 
+async def _until(done: Any, timeout: float) -> None:
+    """Until ``done()``; a TimeoutError after ``timeout`` seconds (the broker gone: never hang)."""
+    async with asyncio.timeout(timeout):
+        while not done():
+            await asyncio.sleep(0.005)
+
+
 def _documents(directory: Directory, first: int, count: int, what: str) -> list[Document]:
     return [compose(directory, H14, [C1], number=str(i), notation="UBND-VP", type_name="Công văn",
                     subject=f"Văn bản đo {what} số {i}", issued=date.today()) for i in range(first, first + count)]
@@ -136,8 +143,7 @@ async def vbdt_run(urls: dict[str, str], pki: TestPki, ca: Path, directory: Dire
 
     start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(send(doc) for doc in documents))
-    while len(applied) < n:
-        await asyncio.sleep(0.005)
+    await _until(lambda: len(applied) >= n, max(120.0, n * 0.5))
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     saturated = dict(sent_at)
 
@@ -152,8 +158,7 @@ async def vbdt_run(urls: dict[str, str], pki: TestPki, ca: Path, directory: Dire
         await sender.send(doc)
 
     await asyncio.gather(*(send_at(i, doc) for i, doc in enumerate(more)))
-    while len(applied) < n + paced:
-        await asyncio.sleep(0.005)
+    await _until(lambda: len(applied) >= n + paced, max(120.0, paced * 0.5))
     paced_latencies = sorted((applied[str(d.document_id)] - sent_at[str(d.document_id)]) * 1000 for d in more)
     for task in tasks:
         task.cancel()
