@@ -9,10 +9,12 @@ a date) becomes a finding, and the package is None when a required part is unusa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any, TypeVar
 
 from lxml import etree
+from pydantic import BaseModel
 
 from vbdt.edxml import paths
 from vbdt.edxml.attachment import Base64Content
@@ -41,13 +43,32 @@ from vbdt.edxml.model import (
     TraceHeader,
 )
 from vbdt.edxml.text import element_text
-from vbdt.edxml.walker import Unusable, Walker, child
+from vbdt.edxml.walker import Seen, Unusable, Walker, child
 from vbdt.errors import InvalidModel, TooManyAttachments
 
 __all__ = ["Built", "build_package"]
 
 _DATE = "a date yyyy/MM/dd"
 _TIME = "a time yyyy/MM/dd HH:mm:ss"
+
+M = TypeVar("M", bound=BaseModel)
+_set = object.__setattr__
+
+
+def _trusted(cls: type[M], values: dict[str, Any]) -> M:
+    """``cls(**values)`` without running the validators again, for what the walker already made
+    valid: every field given, in the order the model declares them; texts read from lxml (which
+    cannot hold a character XML cannot carry); an empty optional text as None; OrganIds parsed,
+    numbers, dates, times (Vietnam time, whole seconds) and codes converted; nested parts built.
+    What pydantic's ``__init__`` stores, the same way: a fifth of its cost. The public models
+    still validate whatever a user builds (tests/edxml/test_reader_equivalence.py compares the two).
+    """
+    model = cls.__new__(cls)
+    _set(model, "__dict__", values)
+    _set(model, "__pydantic_fields_set__", set(values))
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
+    return model
 
 
 @dataclass
@@ -58,19 +79,44 @@ class Built:
     """The model, or None when a required part is unusable."""
     findings: list[Finding]
     """Problems met while building (not those already known)."""
-    lines: dict[str, int]
-    """Source line of each element path read."""
+    walker: Walker = field(repr=False)
+    """The walk that built it, which knows where each part was read."""
     manifest: list[ManifestReference] | None
     """The manifest as written (documents only), to be checked against the attachments."""
 
+    @property
+    def lines(self) -> dict[str, int]:
+        """Source line of each element path read."""
+        return self.walker.lines
 
-def build_package(tree: etree._ElementTree, known: list[Finding], *, limits: Limits = DEFAULT_LIMITS) -> Built:
+    def line_of(self, path: str) -> int | None:
+        """The line of ``path``, or of its nearest ancestor that was read (a rule may name an
+        element the reader never visited, such as a missing one)."""
+        lines = self.walker.lines
+        line = lines.get(path)
+        while not line and "/" in path:
+            path = path.rsplit("/", 1)[0]
+            line = lines.get(path)
+        return line
+
+
+def build_package(
+    tree: etree._ElementTree,
+    known: list[Finding],
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    seen: Seen | None = None,
+) -> Built:
     """Build the model from a (repaired) tree.
 
     ``known`` are the findings so far (quirks, schema), so the same problem is not reported twice.
+    ``seen``, what :func:`vbdt.edxml.quirks.repair_tree` read of this tree (unchanged since), spares
+    reading it again.
     Raises :class:`~vbdt.errors.TooManyAttachments` past ``limits.max_attachments``.
     """
     w = Walker(known)
+    if seen is not None:
+        w.adopt(seen)
     root = tree.getroot()
     package: Package | None = None
     manifest: list[ManifestReference] | None = None
@@ -88,7 +134,7 @@ def build_package(tree: etree._ElementTree, known: list[Finding], *, limits: Lim
     except InvalidModel as exc:
         w.findings.append(Finding("EDX001", Severity.ERROR, str(exc), paths.MESSAGE, None))
         package = None
-    return Built(package, w.findings, w.lines, manifest)
+    return Built(package, w.findings, w, manifest)
 
 
 # -- organisations and references
@@ -100,30 +146,36 @@ _ORGANIZATION = ("OrganName", "OrganizationInCharge", "OrganAdd", "Email", "Tele
 def _organization(w: Walker, element: etree._Element, path: str) -> Organization:
     id_element, id_path = w.need(element, "OrganId", path)
     name, in_charge, address, email, telephone, fax, website = w.texts(element, path, _ORGANIZATION)
-    return Organization(
-        organ_id=w.organ_id(id_element, id_path), organ_name=name, organization_in_charge=in_charge,
-        organ_add=address, email=email, telephone=telephone, fax=fax, website=website,
-    )  # fmt: skip
+    # `or None`: an optional text written empty is None, as the model's validator makes it
+    return _trusted(Organization, {
+        "organ_id": w.organ_id(id_element, id_path), "organ_name": name or None,
+        "organization_in_charge": in_charge or None, "organ_add": address or None, "email": email or None,
+        "telephone": telephone or None, "fax": fax or None, "website": website or None,
+    })  # fmt: skip
 
 
 def _code(w: Walker, element: etree._Element, path: str) -> Code:
-    return Code(number=w.need_text(element, "CodeNumber", path), notation=w.need_text(element, "CodeNotation", path))
+    number = w.need_text(element, "CodeNumber", path)
+    return _trusted(Code, {"number": number, "notation": w.need_text(element, "CodeNotation", path)})
 
 
 def _response_for(w: Walker, element: etree._Element, path: str) -> ResponseFor:
     id_element, id_path = w.need(element, "OrganId", path)
     code_found = w.one(element, "Code", path)
-    return ResponseFor(
-        organ_id=w.organ_id(id_element, id_path),
-        code=_code(w, *code_found) if code_found else None,
-        promulgation_date=w.convert(element, "PromulgationDate", path, _date, _DATE, code="EDX201"),
-        document_id=w.text(element, "DocumentId", path),
-    )
+    organ_id = w.organ_id(id_element, id_path)
+    code = _code(w, *code_found) if code_found else None
+    promulgation_date = w.convert(element, "PromulgationDate", path, _date, _DATE, code="EDX201")
+    return _trusted(ResponseFor, {
+        "organ_id": organ_id, "code": code, "promulgation_date": promulgation_date,
+        "document_id": w.text(element, "DocumentId", path) or None,
+    })  # fmt: skip
 
 
 def _staff_info(w: Walker, element: etree._Element, path: str) -> StaffInfo:
     department, staff, email, mobile = w.texts(element, path, ("Department", "Staff", "Email", "Mobile"))
-    return StaffInfo(department=department, staff=staff, email=email, mobile=mobile)
+    return _trusted(StaffInfo, {
+        "department": department or None, "staff": staff or None, "email": email or None, "mobile": mobile or None,
+    })  # fmt: skip
 
 
 # -- trace and business
@@ -138,7 +190,7 @@ def _trace_list(w: Walker, header: etree._Element) -> tuple[list[TraceHeader], B
     for trace_el, trace_path in w.many(element, "TraceHeader", path):
         id_element, id_path = w.need(trace_el, "OrganId", trace_path)
         stamp = w.convert(trace_el, "Timestamp", trace_path, _timestamp, _TIME, required=True, code="EDX201")
-        traces.append(TraceHeader(organ_id=w.organ_id(id_element, id_path), timestamp=stamp))
+        traces.append(_trusted(TraceHeader, {"organ_id": w.organ_id(id_element, id_path), "timestamp": stamp}))
     business_found = w.many(element, "Bussiness", path)
     return traces, _business(w, *business_found[0]) if business_found else None
 
@@ -150,12 +202,12 @@ def _business_info(w: Walker, element: etree._Element, path: str) -> BusinessDoc
         for rec_el, rec_path in w.many(list_found[0], "Receiver", list_found[1]):
             id_element, id_path = w.need(rec_el, "OrganId", rec_path)
             kind = w.convert(rec_el, "ReceiverType", rec_path, int, "an integer")
-            receivers.append(Receiver(organ_id=w.organ_id(id_element, id_path), receiver_type=kind or 0))
-    return BusinessDocumentInfo(
-        document_info=w.convert(element, "DocumentInfo", path, int, "an integer"),
-        document_receiver=w.convert(element, "DocumentReceiver", path, int, "an integer"),
-        receivers=receivers,
-    )
+            receivers.append(_trusted(Receiver, {"organ_id": w.organ_id(id_element, id_path), "receiver_type": kind or 0}))
+    document_info = w.convert(element, "DocumentInfo", path, int, "an integer")
+    document_receiver = w.convert(element, "DocumentReceiver", path, int, "an integer")
+    return _trusted(BusinessDocumentInfo, {
+        "document_info": document_info, "document_receiver": document_receiver, "receivers": receivers,
+    })  # fmt: skip
 
 
 def _replacements(w: Walker, element: etree._Element, path: str) -> list[ReplacementInfo]:
@@ -163,7 +215,8 @@ def _replacements(w: Walker, element: etree._Element, path: str) -> list[Replace
     for rep_el, rep_path in w.many(element, "ReplacementInfo", path):
         ids_found = w.one(rep_el, "OrganIdList", rep_path)
         ids = [w.organ_id(e, p) for e, p in w.many(ids_found[0], "OrganId", ids_found[1])] if ids_found else []
-        out.append(ReplacementInfo(document_id=w.need_text(rep_el, "DocumentId", rep_path), organ_ids=ids))
+        document_id = w.need_text(rep_el, "DocumentId", rep_path)
+        out.append(_trusted(ReplacementInfo, {"document_id": document_id, "organ_ids": ids}))
     return out
 
 
@@ -172,52 +225,51 @@ def _business(w: Walker, element: etree._Element, path: str) -> Business:
     info_found = w.one(element, "BussinessDocumentInfo", path)
     replacements_found = w.one(element, "ReplacementInfoList", path)
     staff = w.one(element, "StaffInfo", path)
-    return Business(
-        doc_type=doc_type,
-        reason=w.text(element, "BussinessDocReason", path),
-        document_id=w.text(element, "DocumentId", path),
-        paper=w.convert(element, "Paper", path, _boolean, "0, 1, true or false") or False,
-        document_info=_business_info(w, *info_found) if info_found else None,
-        staff_info=_staff_info(w, *staff) if staff else None,
-        replacements=_replacements(w, *replacements_found) if replacements_found else [],
-    )
+    reason = w.text(element, "BussinessDocReason", path) or None
+    document_id = w.text(element, "DocumentId", path) or None
+    paper = w.convert(element, "Paper", path, _boolean, "0, 1, true or false") or False
+    document_info = _business_info(w, *info_found) if info_found else None
+    staff_info = _staff_info(w, *staff) if staff else None
+    return _trusted(Business, {
+        "doc_type": doc_type, "reason": reason, "document_id": document_id, "paper": paper,
+        "document_info": document_info, "staff_info": staff_info,
+        "replacements": _replacements(w, *replacements_found) if replacements_found else [],
+    })  # fmt: skip
 
 
 # -- the document header
 
 
 def _promulgation(w: Walker, element: etree._Element, path: str) -> PromulgationInfo:
-    return PromulgationInfo(
-        place=w.text(element, "Place", path),
-        date=w.convert(element, "PromulgationDate", path, _date, _DATE, required=True, code="EDX201"),
-    )
+    place = w.text(element, "Place", path) or None
+    day = w.convert(element, "PromulgationDate", path, _date, _DATE, required=True, code="EDX201")
+    return _trusted(PromulgationInfo, {"place": place, "date": day})
 
 
 def _document_type(w: Walker, element: etree._Element, path: str) -> DocumentType:
-    return DocumentType(
-        type=w.convert(element, "Type", path, int, "an integer") or 1,
-        type_detail=w.convert(element, "TypeDetail", path, int, "an integer"),
-        type_name=w.text(element, "TypeName", path),
-    )
+    kind = w.convert(element, "Type", path, int, "an integer") or 1
+    detail = w.convert(element, "TypeDetail", path, int, "an integer")
+    return _trusted(DocumentType, {"type": kind, "type_detail": detail, "type_name": w.text(element, "TypeName", path) or None})
 
 
 def _signer(w: Walker, element: etree._Element, path: str) -> SignerInfo:
     competence, position, full_name = w.texts(element, path, ("Competence", "Position", "FullName"))
-    return SignerInfo(competence=competence, position=position, full_name=full_name)
+    return _trusted(SignerInfo, {"competence": competence or None, "position": position or None, "full_name": full_name or None})
 
 
 def _other_info(w: Walker, element: etree._Element, path: str) -> OtherInfo:
     appendix_found = w.one(element, "Appendixes", path)
     appendixes = [element_text(e) for e, _ in w.within(appendix_found, "Appendix")] if appendix_found else []
-    return OtherInfo(
-        priority=w.convert(element, "Priority", path, Priority.of, "a priority 0-4") or Priority.NORMAL,
-        sphere_of_promulgation=w.text(element, "SphereOfPromulgation", path),
-        typer_notation=w.text(element, "TyperNotation", path),
-        promulgation_amount=w.convert(element, "PromulgationAmount", path, int, "an integer"),
-        page_amount=w.convert(element, "PageAmount", path, int, "an integer"),
-        direction=w.convert(element, "Direction", path, _boolean, "true or false"),
-        appendixes=appendixes,
-    )
+    priority = w.convert(element, "Priority", path, Priority.of, "a priority 0-4") or Priority.NORMAL
+    sphere = w.text(element, "SphereOfPromulgation", path) or None
+    typer = w.text(element, "TyperNotation", path) or None
+    amount = w.convert(element, "PromulgationAmount", path, int, "an integer")
+    pages = w.convert(element, "PageAmount", path, int, "an integer")
+    return _trusted(OtherInfo, {
+        "priority": priority, "sphere_of_promulgation": sphere, "typer_notation": typer,
+        "promulgation_amount": amount, "page_amount": pages,
+        "direction": w.convert(element, "Direction", path, _boolean, "true or false"), "appendixes": appendixes,
+    })  # fmt: skip
 
 
 def _document(
@@ -229,25 +281,30 @@ def _document(
     other_found = w.one(message, "OtherInfo", mp)
     places_found = w.one(message, "ToPlaces", mp)
     traces, business = _trace_list(w, header)
-    return Document(
-        sender=_organization(w, *w.need(message, "From", mp)),
-        recipients=[_organization(w, e, p) for e, p in w.many(message, "To", mp)],
-        document_id=w.need_text(message, "DocumentId", mp),
-        code=_code(w, *w.need(message, "Code", mp)),
-        promulgation=_promulgation(w, *w.need(message, "PromulgationInfo", mp)),
-        document_type=_document_type(w, *type_found) if type_found else DocumentType(),
-        subject=w.need_text(message, "Subject", mp),
-        content=w.text(message, "Content", mp),
-        signer=_signer(w, *signer_found) if signer_found else None,
-        due_date=w.convert(message, "DueDate", mp, _date, _DATE, code="EDX201"),
-        other_info=_other_info(w, *other_found) if other_found else OtherInfo(),
-        response_for=[_response_for(w, e, p) for e, p in w.many(message, "ResponseFor", mp)],
-        steering_type=w.convert(message, "SteeringType", mp, SteeringType.of, "0, 1 or 2"),
-        to_places=[element_text(e) for e, _ in w.within(places_found, "Place")] if places_found else [],
-        trace=traces,
-        business=business or Business(),
-        attachments=_attachments(w, root, limits),
-    )
+    # in the order the parts were always read: the findings come in that order
+    sender = _organization(w, *w.need(message, "From", mp))
+    recipients = [_organization(w, e, p) for e, p in w.many(message, "To", mp)]
+    document_id = w.need_text(message, "DocumentId", mp)
+    code = _code(w, *w.need(message, "Code", mp))
+    promulgation = _promulgation(w, *w.need(message, "PromulgationInfo", mp))
+    document_type = _document_type(w, *type_found) if type_found else DocumentType()
+    subject = w.need_text(message, "Subject", mp)
+    content = w.text(message, "Content", mp) or None
+    signer = _signer(w, *signer_found) if signer_found else None
+    due_date = w.convert(message, "DueDate", mp, _date, _DATE, code="EDX201")
+    other_info = _other_info(w, *other_found) if other_found else OtherInfo()
+    response_for = [_response_for(w, e, p) for e, p in w.many(message, "ResponseFor", mp)]
+    steering_type = w.convert(message, "SteeringType", mp, SteeringType.of, "0, 1 or 2")
+    to_places = [element_text(e) for e, _ in w.within(places_found, "Place")] if places_found else []
+    attachments = _attachments(w, root, limits)
+    # document_id is never empty here (need_text): the model's validator would derive nothing
+    return _trusted(Document, {
+        "sender": sender, "recipients": recipients, "document_id": document_id, "code": code,
+        "promulgation": promulgation, "document_type": document_type, "subject": subject, "content": content,
+        "signer": signer, "due_date": due_date, "other_info": other_info, "response_for": response_for,
+        "steering_type": steering_type, "to_places": to_places, "trace": traces, "business": business or Business(),
+        "attachments": attachments,
+    })  # fmt: skip
 
 
 # -- manifest and attachments
@@ -260,15 +317,16 @@ def _manifest(w: Walker, envelope: etree._Element, limits: Limits) -> list[Manif
         return []
     references = w.within(manifest, "Reference")
     _check_count(len(references), "manifest references", limits)
-    return [
-        ManifestReference(
-            content_id=w.text(element, "ContentId", path) or "",
-            content_type=w.text(element, "ContentType", path) or "",
-            description=w.text(element, "Description", path),
-            attachment_name=w.text(element, "AttachmentName", path) or "",
-        )
-        for element, path in references
-    ]
+    out = []
+    for element, path in references:
+        content_id = w.text(element, "ContentId", path) or ""
+        content_type = w.text(element, "ContentType", path) or ""
+        description = w.text(element, "Description", path) or None
+        out.append(_trusted(ManifestReference, {
+            "content_id": content_id, "content_type": content_type, "description": description,
+            "attachment_name": w.text(element, "AttachmentName", path) or "",
+        }))  # fmt: skip
+    return out
 
 
 def _attachments(w: Walker, root: etree._Element, limits: Limits) -> list[Attachment]:
@@ -283,15 +341,13 @@ def _attachments(w: Walker, root: etree._Element, limits: Limits) -> list[Attach
         text = element_text(encoded_el)
         # Free libxml2's copy as soon as Python holds the text: a 10 MB file is not kept twice.
         encoded_el.text = None
-        out.append(
-            Attachment(
-                content_id=w.need_text(element, "ContentId", path),
-                name=w.text(element, "AttachmentName", path) or "",
-                content_type=w.text(element, "ContentType", path) or "application/octet-stream",
-                description=w.text(element, "Description", path),
-                content=Base64Content(text),
-            )
-        )
+        content_id = w.need_text(element, "ContentId", path)
+        name = w.text(element, "AttachmentName", path) or ""
+        content_type = w.text(element, "ContentType", path) or "application/octet-stream"
+        out.append(_trusted(Attachment, {
+            "content_id": content_id, "name": name, "content_type": content_type,
+            "description": w.text(element, "Description", path) or None, "content": Base64Content(text),
+        }))  # fmt: skip
     return out
 
 
@@ -309,15 +365,18 @@ def _status(w: Walker, header: etree._Element, message: etree._Element) -> Statu
     mp = paths.MESSAGE
     staff = w.one(message, "StaffInfo", mp)
     traces, _ = _trace_list(w, header)
-    return StatusMessage(
-        sender=_organization(w, *w.need(message, "From", mp)),
-        response_for=_response_for(w, *w.need(message, "ResponseFor", mp)),
-        staff_info=_staff_info(w, *staff) if staff else None,
-        status_code=w.convert(message, "StatusCode", mp, StatusCode.of, "a status code (01-06, 13, 15, 16)", required=True),
-        description=w.text(message, "Description", mp),
-        timestamp=w.convert(message, "Timestamp", mp, _timestamp, _TIME, required=True, code="EDX201"),
-        trace=traces,
-    )
+    sender = _organization(w, *w.need(message, "From", mp))
+    response_for = _response_for(w, *w.need(message, "ResponseFor", mp))
+    staff_info = _staff_info(w, *staff) if staff else None
+    status_code = w.convert(message, "StatusCode", mp, StatusCode.of, "a status code (01-06, 13, 15, 16)", required=True)
+    description = w.text(message, "Description", mp) or None
+    timestamp = w.convert(message, "Timestamp", mp, _timestamp, _TIME, required=True, code="EDX201")
+    if description is None and status_code is not None and status_code is not StatusCode.REJECTED:
+        description = status_code.label  # the model's default (a rejection must say why: EDX402)
+    return _trusted(StatusMessage, {
+        "sender": sender, "response_for": response_for, "status_code": status_code, "description": description,
+        "timestamp": timestamp, "staff_info": staff_info, "trace": traces,
+    })  # fmt: skip
 
 
 # The written form, read without strptime (a tenth of its cost); anything else, an impossible

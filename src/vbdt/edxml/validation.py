@@ -22,9 +22,11 @@ from lxml import etree
 
 from vbdt.edxml.findings import Finding, Severity
 from vbdt.edxml.model import Document, Package
-from vbdt.edxml.reader import build_package, is_status_message, parse_tree, repair_quirks
+from vbdt.edxml.quirks import repair_tree
+from vbdt.edxml.reader import build_package, parse_tree
 from vbdt.edxml.rules import RuleContext, check_rules
 from vbdt.edxml.schemas import SchemaKind, schema_findings
+from vbdt.edxml.walker import Seen
 from vbdt.edxml.writer import to_tree
 from vbdt.edxml.xmlparse import DEFAULT_LIMITS, Limits, load_bytes
 from vbdt.errors import ValidationError
@@ -107,9 +109,10 @@ def validate(
     data = load_bytes(source, limits)
     tree, findings = parse_tree(data, limits, lenient=lenient)
     del data  # the tree holds the content now; do not keep a second copy of a large package
-    findings += check_tree(tree, lenient=lenient)
-    return report_tree(tree, findings, lenient=lenient, directory=directory, limits=limits, today=today,
-                       source=_name(source))
+    checked, seen = _check(tree, lenient)
+    findings += checked
+    return _report(tree, findings, lenient=lenient, directory=directory, limits=limits, today=today,
+                   source=_name(source), seen=seen)
 
 
 def check_tree(tree: etree._ElementTree, *, lenient: bool = False) -> list[Finding]:
@@ -120,9 +123,14 @@ def check_tree(tree: etree._ElementTree, *, lenient: bool = False) -> list[Findi
     nothing (each repair is reported), and the signature can be checked on this very tree before
     :func:`report_tree` builds the model from it.
     """
-    findings = repair_quirks(tree, lenient=lenient)
-    kind = SchemaKind.STATUS if is_status_message(tree) else SchemaKind.DOCUMENT
-    return findings + schema_findings(tree, kind)
+    return _check(tree, lenient)[0]
+
+
+def _check(tree: etree._ElementTree, lenient: bool) -> tuple[list[Finding], Seen]:
+    """:func:`check_tree`, and what its pass over the tree read that no repair changed (the reader
+    then walks the tree without reading it again)."""
+    findings, is_status, seen = repair_tree(tree, lenient=lenient)  # is_status: is_status_message(tree)
+    return findings + schema_findings(tree, SchemaKind.STATUS if is_status else SchemaKind.DOCUMENT), seen
 
 
 def report_tree(
@@ -141,29 +149,33 @@ def report_tree(
     The tree is consumed: building moves each attachment's base64 text out of it.
     Raises :class:`~vbdt.errors.TooManyAttachments` past ``limits.max_attachments``.
     """
+    return _report(tree, findings, lenient=lenient, directory=directory, limits=limits, today=today, source=source)
+
+
+def _report(
+    tree: etree._ElementTree,
+    findings: list[Finding],
+    *,
+    lenient: bool,
+    directory: Container[str] | None,
+    limits: Limits,
+    today: date | None,
+    source: str | None,
+    seen: Seen | None = None,
+) -> ValidationReport:
     findings = list(findings)
-    built = build_package(tree, findings, limits=limits)
+    built = build_package(tree, findings, limits=limits, seen=seen)
     findings += built.findings
     if built.package is not None:
         ctx = RuleContext(directory=directory, source_manifest=built.manifest, lenient=lenient)
         if today is not None:
             ctx.today = today
         for finding in check_rules(built.package, ctx):
-            line = built.lines.get(finding.path) or _nearest_line(finding.path, built.lines)
             findings.append(
-                Finding(finding.code, finding.severity, finding.message, finding.path, line)
+                Finding(finding.code, finding.severity, finding.message, finding.path, built.line_of(finding.path))
             )
     findings.sort(key=lambda f: (f.line or 0))
     return ValidationReport(built.package, findings, source)
-
-
-def _nearest_line(path: str, lines: dict[str, int]) -> int | None:
-    # A rule may name an element the reader never visited (e.g. a missing one): use its parent.
-    while "/" in path:
-        path = path.rsplit("/", 1)[0]
-        if path in lines:
-            return lines[path]
-    return None
 
 
 def read(

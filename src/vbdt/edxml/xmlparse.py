@@ -153,8 +153,16 @@ def parse_xml(data: bytes, limits: Limits = DEFAULT_LIMITS) -> etree._ElementTre
     return tree
 
 
+# The declarations vbdt and most systems write: UTF-8 said outright, nothing to look up.
+_UTF8_DECLARATIONS = tuple(
+    f"<?xml version={q}1.0{q} encoding={q}{name}{q}".encode() for q in "\"'" for name in ("UTF-8", "utf-8")
+)
+
+
 def _as_utf8(data: bytes) -> bytes:
     """The document as UTF-8 bytes: as given when it is UTF-8 (or ASCII), else transcoded."""
+    if data.startswith(_UTF8_DECLARATIONS):
+        return data  # what the declaration's lookup below concludes, without it
     for prefix, codec in _WIDE:
         if data.startswith(prefix):
             return _transcode(data, codec)
@@ -205,17 +213,28 @@ def _build(data: bytes, limits: Limits) -> etree._Element:
     fed in chunks, refusing a DOCTYPE and counting nodes as the tree grows.
 
     Every element, comment and processing instruction starts with a ``<`` and every attribute
-    and namespace declaration has a ``=``, so a document of fewer bytes than both limits cannot
-    exceed either: without a DOCTYPE anywhere it is parsed whole, with no event per node (most
-    of the cost of a status message's parse). A document that fails there is parsed again the
-    counted way, so that every refusal is the one (and says what) the counted parse says.
+    and namespace declaration has a ``=``, so a document with fewer of them than the limits
+    cannot exceed either (:func:`_within_limits`): without a DOCTYPE anywhere it is parsed whole,
+    with no event per node (most of the cost of a status message's parse). A document that fails
+    there is parsed again the counted way, so that every refusal is the one (and says what) the
+    counted parse says.
     """
-    if len(data) <= min(limits.max_elements, limits.max_attributes) and data.find(_DOCTYPE) < 0:
+    if _within_limits(data, limits) and data.find(_DOCTYPE) < 0:
         try:
             return etree.fromstring(data, _whole_parser())
         except (etree.XMLSyntaxError, _ExternalRefused):
             pass
     return _build_counted(data, limits)
+
+
+def _within_limits(data: bytes, limits: Limits) -> bool:
+    """Whether the bytes alone prove the document within the node and attribute limits: fewer
+    bytes than either limit, or else fewer ``<`` than nodes allowed and fewer ``=`` than
+    attributes allowed (counted at memchr speed: a 300 KB To list of 1,000 agencies is then parsed
+    whole, not fed in chunks with a Python event per node)."""
+    if len(data) <= min(limits.max_elements, limits.max_attributes):
+        return True
+    return data.count(b"<") <= limits.max_elements and data.count(b"=") <= limits.max_attributes
 
 
 def _build_counted(data: bytes, limits: Limits) -> etree._Element:
