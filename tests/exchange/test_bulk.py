@@ -109,6 +109,47 @@ async def test_bulk_resume_sends_only_unconfirmed(network, example_directory: vb
         await network.pump(receivers[H14_COMMUNES[0]]).take(timeout=1.0)  # never published to it
 
 
+async def test_each_envelope_lists_its_group_and_resume_and_resend_keep_it(network, example_directory: vbdt.Directory,  # type: ignore[no-untyped-def]
+                                                                          tmp_path: Path) -> None:
+    """With two recipients per envelope, the five receivers get three envelopes, each listing its
+    group in To; a run interrupted after its plan and resumed publishes each recipient its own
+    envelope; a rejected copy is resent the same envelope, which still lists the recipient."""
+    sender = await network.agency(H14, pump=False)
+    chosen = [*H14_COMMUNES, H54_DISTRICT, *H54_COMMUNES]
+    receivers = {o: await network.agency(o) for o in chosen}
+    sender.serve()
+    doc = build_directive(example_directory, issued=date(2026, 11, 24), number="07")
+    journal = BulkJournal(tmp_path / "journal.db")
+    bulk = sender.bulk(journal, group=2)
+
+    def stop_after_plan(event: BulkEvent) -> None:
+        if event.kind == "planned":
+            raise KeyboardInterrupt  # Ctrl-C between the journal's plan and the first publish
+
+    with pytest.raises(KeyboardInterrupt):
+        await bulk.send([BulkItem(doc, chosen)], on_event=stop_after_plan)
+    (info,) = journal.runs()
+    assert journal.documents(info.run_id)[0].parts == 3
+    assert journal.parts(info.run_id, str(doc.document_id)) == {o: i // 2 for i, o in enumerate(chosen)}
+    run = await sender.bulk(journal, group=2).resume(info.run_id)
+    assert run.info().state is RunState.DONE and run.info().counts["confirmed"] == len(chosen)
+    bodies: dict[str, bytes] = {}
+    for index, (organ_id, agency) in enumerate(receivers.items()):
+        (item,) = await network.pump(agency).take()
+        group = chosen[index - index % 2:index - index % 2 + 2]
+        assert [str(r.organ_id) for r in item.document.recipients] == group
+        bodies[organ_id] = agency.ledger.incoming(H14, item.document_id, "document").body
+        if organ_id == H54_COMMUNES[1]:
+            await item.reject("sai địa bàn")
+    assert len(set(bodies.values())) == 3
+    assert {o: journal.body(info.run_id, str(doc.document_id), i // 2) for i, o in enumerate(chosen)} == bodies
+    await network.eventually(lambda: any(d.state is DeliveryState.REJECTED for d in run.deliveries()))
+    await sender.resend(str(doc.document_id), [H54_COMMUNES[1]])
+    (again,) = await network.pump(receivers[H54_COMMUNES[1]]).take()
+    assert again.document_id == str(doc.document_id)
+    assert [str(r.organ_id) for r in again.document.recipients] == [H54_COMMUNES[1]]
+
+
 async def test_bulk_send_hostile_input(network, directive: vbdt.Document, example_directory: vbdt.Directory) -> None:  # type: ignore[no-untyped-def]
     sender = await network.agency(H14, pump=False)
     with pytest.raises(UsageError, match="no recipient"):
@@ -148,8 +189,8 @@ def test_report_renders_hostile_names_as_text(tmp_path: Path, example_directory:
     directory = vbdt.Directory.from_rows(rows)
     journal = BulkJournal(tmp_path / "j.db")
     run_id = journal.create_run(H14, {"<img src=x onerror=alert(1)>": "invalid selector"})
-    journal.add_document(run_id, "D1", b"<x/>", "0" * 64, {"code": "1/CT", "subject": "</table><b>", "promulgated": "2026-11-23"},
-                         [H14_COMMUNES[0]])
+    journal.add_document(run_id, "D1", [(b"<x/>", [H14_COMMUNES[0]])], "0" * 64,
+                         {"code": "1/CT", "subject": "</table><b>", "promulgated": "2026-11-23"})
     journal.mark(run_id, "D1", [(H14_COMMUNES[0], RecipientState.UNROUTABLE, "<b>no inbox</b>")])
     from vbdt.exchange.bulk_report import build_report
 

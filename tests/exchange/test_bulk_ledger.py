@@ -97,6 +97,23 @@ def test_a_rejected_bulk_delivery_is_resent_from_the_body_kept(tmp_path: Path) -
     assert delivery.state is DeliveryState.QUEUED and delivery.attempt == 2
 
 
+def test_each_recipient_is_resent_the_envelope_that_lists_it(tmp_path: Path) -> None:
+    """A bulk run signs one envelope per group of recipients and records each group with its own:
+    a resend takes the recipient's envelope (another one would not list it in To)."""
+    ledger = SqliteLedger(tmp_path / "l.db")
+    sent = SentDocument(DOC, H14, "05/CT-UBND", "Chỉ thị", dt.date(2026, 11, 23))
+    bodies = {part: b"<edXML>envelope %d</edXML>" % part * 50 for part in range(4)}
+    with ledger.batch():
+        for part, body in bodies.items():
+            ledger.record_deliveries(sent, body, RECIPIENTS[part * 10:(part + 1) * 10])
+    ledger.move_deliveries(DOC, RECIPIENTS, Event.PUBLISHED)
+    chosen = [RECIPIENTS[3], RECIPIENTS[17], RECIPIENTS[39]]
+    for recipient in chosen:
+        ledger.apply(DOC, recipient, StatusCode.REJECTED, receipt_key=f"r-{recipient}", note="sai địa bàn")
+    entries = ledger.resend(DOC, chosen, lambda r, attempt: attempt_message_id(DOC, r, attempt))
+    assert [e.body for e in entries] == [bodies[0], bodies[1], bodies[3]]
+
+
 async def test_bulk_ledger_is_queued_until_the_broker_confirms(network, example_directory: vbdt.Directory) -> None:  # type: ignore[no-untyped-def]
     sender = await network.agency(H14, pump=False)
     for organ_id in H14_COMMUNES:

@@ -276,8 +276,11 @@ def bulk_group() -> None:
 @click.option("--manifest", metavar="FILE.csv", help="Many documents: one CSV row each (see `vbdt bulk -h`).")
 @click.option("--force", is_flag=True, help="Send an unsigned PDF attachment as it is when no person's key and seal "
               "are configured to sign it (nothing else is forcible).")
+@click.option("--group", type=click.IntRange(1, 10_000), default=None, metavar="N",
+              help="Recipients listed in each signed envelope (default 100): one signature per N recipients.")
 @agency_options
-def send_command(file: str | None, to: Sequence[str], manifest: str | None, force: bool, organ_id: str | None,
+def send_command(file: str | None, to: Sequence[str], manifest: str | None, force: bool, group: int | None,
+                 organ_id: str | None,
                  keys_dir: str | None, trust_path: str | None, amqp_url: str | None, credentials: str | None,
                  directory_path: str | None, ledger_path: str | None, as_json: bool) -> None:
     """Sign FILE once and send it to every agency --to selects; or every row of --manifest.
@@ -318,7 +321,8 @@ def send_command(file: str | None, to: Sequence[str], manifest: str | None, forc
     items = [item for _, item in rows]
 
     async def action(agency: Any, progress: _Progress) -> BulkRun:
-        return await agency.bulk().send(items, on_event=progress)  # type: ignore[no-any-return]
+        sender = agency.bulk() if group is None else agency.bulk(group=group)
+        return await sender.send(items, on_event=progress)  # type: ignore[no-any-return]
 
     _run_bulk(settings, as_json, action)
 

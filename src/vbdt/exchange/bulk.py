@@ -9,11 +9,15 @@
 
 A run is planned before anything is published: each selector is resolved on its own (an unknown
 agency, a malformed selector, a selection that is empty, are reported in
-:attr:`BulkRun.problems` and the rest is sent), the package is validated, then signed **once**
-(PDF and envelope, listing every recipient in ``To``), and written with one ``pending`` row per
-recipient to the run's journal (:mod:`vbdt.exchange.journal`). Recipients without an inbox are
+:attr:`BulkRun.problems` and the rest is sent), the package is validated, its PDF signed **once**,
+and its envelope signed once per group of :data:`GROUP` recipients, each envelope listing its group
+in ``To`` (:func:`~vbdt.trust.xmldsig.sign_per_group`: one envelope listing ten thousand agencies is
+2.5 MB that each of the ten thousand would read and verify; a hundred envelopes of a hundred cost
+the sender a hundred signatures and each receiver a small envelope). The envelopes are written
+with one ``pending`` row per recipient, naming its envelope, to the run's journal
+(:mod:`vbdt.exchange.journal`). Recipients without an inbox are
 found (:meth:`~vbdt.exchange.transport.Transport.missing_inboxes`) while the package is signed (a
-resume looks again), and the others get the package in batches, each batch one call to
+resume looks again), and the others get their envelope in batches, each batch one call to
 :meth:`~vbdt.exchange.transport.Transport.publish_fanout` (on RabbitMQ a publish per few thousand
 inboxes), several batches' confirms in flight; each batch's outcome is journaled as it arrives.
 
@@ -75,17 +79,22 @@ from vbdt.exchange.receipts import DeliveryState, Event
 from vbdt.exchange.routing import HEADER_FROM, HEADER_KIND, organ_id_for_key, routing_key
 from vbdt.exchange.transport import Outgoing, PublishOutcome, Transport
 from vbdt.trust.keys import SigningKey
-from vbdt.trust.packaging import pack
+from vbdt.trust.packaging import sign_pdfs
+from vbdt.trust.xmldsig import sign_per_group
 
-__all__ = ["ARRIVED_OR_LATER", "BulkEvent", "BulkItem", "BulkRun", "BulkSender", "OnEvent", "resolve_selectors", "with_trace"]
+__all__ = ["ARRIVED_OR_LATER", "GROUP", "BulkEvent", "BulkItem", "BulkRun", "BulkSender", "OnEvent", "resolve_selectors", "with_trace"]
 
 log = logging.getLogger("vbdt.exchange.bulk")
 
+GROUP = 100
+"""Recipients listed in one signed envelope (``To``): the sender signs ⌈n / GROUP⌉ envelopes, each
+receiver reads one of about 30 KB (plus the attachments) whatever the number of recipients."""
 BATCH = 2_000
 """Recipients per :meth:`~vbdt.exchange.transport.Transport.publish_fanout` call (one journal write each)."""
-IN_FLIGHT = 8
-"""Batches whose confirms are awaited at once (16,000 recipients: a directive to every commune is
-handed to the broker whole before the first confirm comes back)."""
+IN_FLIGHT = 32
+"""Batches whose confirms are awaited at once (a batch is at most :data:`BATCH` recipients of one
+envelope, so usually one :data:`GROUP`: 3,200 copies in flight; each batch's envelope is read from
+the journal when its turn comes)."""
 NO_INBOX = "no inbox on the broker for this agency"
 ARRIVED_OR_LATER = frozenset({DeliveryState.ARRIVED, DeliveryState.ACCEPTED, DeliveryState.ASSIGNED, DeliveryState.PROCESSING,
                               DeliveryState.COMPLETED, DeliveryState.REJECTED, DeliveryState.RECALL_REQUESTED,
@@ -236,9 +245,9 @@ class BulkSender:
 
     def __init__(self, organ_id: str, *, directory: Directory, ledger: Ledger, transport: Transport, journal: BulkJournal,
                  key: SigningKey, person: SigningKey | None, seal: SigningKey | None, limits: Limits,
-                 batch: int = BATCH, in_flight: int = IN_FLIGHT) -> None:
-        if batch < 1 or in_flight < 1:
-            raise UsageError("batch and in_flight must be at least 1")
+                 batch: int = BATCH, in_flight: int = IN_FLIGHT, group: int = GROUP) -> None:
+        if batch < 1 or in_flight < 1 or group < 1:
+            raise UsageError("batch, in_flight and group must be at least 1")
         self.organ_id = organ_id
         self.directory = directory
         self.ledger = ledger
@@ -250,6 +259,7 @@ class BulkSender:
         self.limits = limits
         self.batch = batch
         self.in_flight = in_flight
+        self.group = group
 
     # -- planning --------------------------------------------------------------------------
     async def send(self, items: Sequence[BulkItem], *, on_event: OnEvent | None = None,
@@ -271,8 +281,8 @@ class BulkSender:
             seen.add(plan[0])
             planned.append(plan)
         run_id = self.journal.create_run(self.organ_id, left_out)
-        for document_id, body, digest, record, recipients, _missing in planned:
-            self.journal.add_document(run_id, document_id, body, digest, record, recipients)
+        for document_id, parts, digest, record, _recipients, _missing in planned:
+            self.journal.add_document(run_id, document_id, parts, digest, record)
         started = time.monotonic()
         try:
             for document_id, _body, _digest, _record, recipients, _missing in planned:
@@ -282,7 +292,8 @@ class BulkSender:
             raise
         return await self._deliver_run(run_id, on_event, started, {plan[0]: plan[5] for plan in planned})
 
-    async def _plan(self, item: BulkItem, problems: dict[str, str]) -> tuple[str, bytes, str, dict[str, Any], list[str], set[str]]:
+    async def _plan(self, item: BulkItem, problems: dict[str, str]
+                    ) -> tuple[str, list[tuple[bytes, list[str]]], str, dict[str, Any], list[str], set[str]]:
         document = item.document
         if str(document.sender.organ_id) != self.organ_id:
             raise UsageError(f"this agency is {self.organ_id}; the document is from {document.sender.organ_id}")
@@ -304,31 +315,39 @@ class BulkSender:
         probe = asyncio.ensure_future(self.transport.missing_inboxes(recipients))
         try:
             document = Document(**{**document.__dict__, "recipients": [self.directory.organization(r) for r in recipients]})
-            digest, body = await asyncio.to_thread(self._sign, document)
+            groups = [recipients[i:i + self.group] for i in range(0, len(recipients), self.group)]
+            digest, bodies = await asyncio.to_thread(self._sign, document, [len(g) for g in groups])
         except BaseException:
             probe.cancel()
             with contextlib.suppress(BaseException):
                 await probe
             raise
         no_inbox = await probe
-        if len(body) > self.limits.max_message_bytes:
-            raise MessageTooLarge(f"the signed package {document_id} has {len(body):,} bytes, over "
+        largest = max(len(body) for body in bodies)
+        if largest > self.limits.max_message_bytes:
+            raise MessageTooLarge(f"the signed package {document_id} has {largest:,} bytes, over "
                                   f"Limits.max_message_bytes ({self.limits.max_message_bytes:,}): nothing was sent")
         record = {"document_id": document_id, "sender": self.organ_id, "code": str(document.code),
                   "subject": document.subject or "", "promulgated": document.promulgation.date.isoformat(),
                   "due_date": document.due_date.isoformat() if document.due_date else None, "content_digest": digest}
-        return document_id, body, digest, record, recipients, no_inbox
+        return document_id, list(zip(bodies, groups, strict=True)), digest, record, recipients, no_inbox
 
-    def _sign(self, document: Document) -> tuple[str, bytes]:
+    def _sign(self, document: Document, sizes: list[int]) -> tuple[str, list[bytes]]:
         """The content digest (:func:`~vbdt.exchange.sending.content_digest`), then the package
-        validated and signed: written once for both when it carries this agency's trace already."""
+        validated (written once for both when it carries this agency's trace already), its PDFs
+        signed once, and its envelope signed once per group of recipients (``sizes``: how many of
+        ``document.recipients``, in order, each group lists)."""
         data = write(document)
         digest = hashlib.sha256(data).hexdigest()
         traced = with_trace(document, self.organ_id)
         if traced is not document:
             document, data = traced, write(traced)
         self._validate(data, document)
-        return digest, pack(document, self.key, person=self.person, seal=self.seal)
+        del data
+        document = sign_pdfs(document, person=self.person, seal=self.seal)
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        groups = [range(start, start + size) for start, size in zip(starts, sizes, strict=True)]
+        return digest, list(sign_per_group(document, self.key, groups))
 
     def _validate(self, data: bytes, document: Document) -> None:
         """What :func:`~vbdt.edxml.validation.validate` checks, without building the model again
@@ -392,21 +411,27 @@ class BulkSender:
         if not pending:
             self._emit(on_event, "done", run_id, document_id, counts, started)
             return
-        body = self.journal.body(run_id, document_id)
-        message = Outgoing("", body, message_id("document", document_id, "bulk"),
-                           {HEADER_KIND: "document", HEADER_FROM: self.organ_id})
-        keys = [routing_key(r) for r in pending if r not in missing]
-        batches = [keys[i:i + self.batch] for i in range(0, len(keys), self.batch)]
+        parts = self.journal.parts(run_id, document_id)
+        by_part: dict[int, list[str]] = {}
+        for recipient in pending:
+            if recipient not in missing:
+                by_part.setdefault(parts.get(recipient, 0), []).append(routing_key(recipient))
+        ids = {part: message_id("document", document_id, f"bulk{part}" if part else "bulk") for part in by_part}
         gate = asyncio.Semaphore(self.in_flight)
         self._emit(on_event, "publishing", run_id, document_id, counts, started)
 
-        async def one(batch: list[str]) -> None:
+        async def one(part: int, batch: list[str]) -> None:
             async with gate:
+                # read when its turn comes: a run holds one envelope per batch in flight, not every part
+                message = Outgoing("", self.journal.body(run_id, document_id, part), ids[part],
+                                   {HEADER_KIND: "document", HEADER_FROM: self.organ_id})
                 outcomes = await self.transport.publish_fanout(message, batch)
             self._journal_outcomes(run_id, document_id, outcomes, counts)
             self._emit(on_event, "progress", run_id, document_id, counts, started)
 
-        await asyncio.gather(*(one(b) for b in batches))
+        batches = [(part, keys[i:i + self.batch]) for part, keys in sorted(by_part.items())
+                   for i in range(0, len(keys), self.batch)]
+        await asyncio.gather(*(one(part, batch) for part, batch in batches))
         self._emit(on_event, "done", run_id, document_id, counts, started)
 
     def _journal_outcomes(self, run_id: str, document_id: str, outcomes: list[PublishOutcome], counts: _Counts) -> None:
@@ -446,10 +471,14 @@ class BulkSender:
                                 dt.date.fromisoformat(record["promulgated"]),
                                 dt.date.fromisoformat(record["due_date"]) if record["due_date"] else None,
                                 "new", None, record["content_digest"])
-            recipients = [r for r, _, _ in rows]
-            self.ledger.record_deliveries(sent, self.journal.body(run_id, document_id), recipients)
+            by_part: dict[int, list[str]] = {}
+            for recipient, part in self.journal.parts(run_id, document_id).items():
+                by_part.setdefault(part, []).append(recipient)
+            with self.ledger.batch():  # one transaction for every part
+                for part, recipients in sorted(by_part.items()):
+                    self.ledger.record_deliveries(sent, self.journal.body(run_id, document_id, part), recipients)
             self.journal.ledger_recorded(run_id, document_id)
-            queued = set(recipients)
+            queued = {r for r, _, _ in rows}
         answered = [row for row in rows if row[1] is not RecipientState.PENDING]
         answered += [(r, RecipientState.UNROUTABLE, NO_INBOX) for r in missing]
         self._move_in_ledger(document_id, [a for a in answered if a[0] in queued])

@@ -45,7 +45,7 @@ from vbdt.edxml.model import (
 )
 from vbdt.errors import CertificateRejected, KeyFileError, UsageError
 from vbdt.exchange.answers import InboxItem, Reporter
-from vbdt.exchange.bulk import BulkItem, BulkRun, BulkSender, OnEvent
+from vbdt.exchange.bulk import GROUP, BulkItem, BulkRun, BulkSender, OnEvent
 from vbdt.exchange.groupcommit import GroupCommit
 from vbdt.exchange.inbox import Inbox
 from vbdt.exchange.journal import BulkJournal, journal_path_for
@@ -264,15 +264,17 @@ class AgencyClient:
         """Publish what the broker has not confirmed of a bulk run (after Ctrl-C, a crash, an outage)."""
         return await self.bulk(journal).resume(run_id, on_event=on_event)
 
-    def bulk(self, journal: BulkJournal | None = None) -> BulkSender:
+    def bulk(self, journal: BulkJournal | None = None, *, group: int = GROUP) -> BulkSender:
         """This agency's bulk sender (several documents in one run: :meth:`BulkSender.send`). The journal
-        is ``journal``, else one beside the ledger file (``<ledger>.bulk.db``), opened once per client."""
+        is ``journal``, else one beside the ledger file (``<ledger>.bulk.db``), opened once per client.
+        ``group``: recipients listed in each signed envelope (:data:`~vbdt.exchange.bulk.GROUP`)."""
         if journal is None:
             if self._bulk_journal is None:
                 self._bulk_journal = BulkJournal(journal_path_for(getattr(self.ledger, "path", ":memory:")))
             journal = self._bulk_journal
         return BulkSender(self.organ_id, directory=self.directory, ledger=self.ledger, transport=self.transport,
-                          journal=journal, key=self.key, person=self.sender.person, seal=self.sender.seal, limits=self.limits)
+                          journal=journal, key=self.key, person=self.sender.person, seal=self.sender.seal, limits=self.limits,
+                          group=group)
 
     async def flush(self) -> SendResult:
         """Publish every outbox entry the broker has not confirmed yet (after a crash or an outage)."""

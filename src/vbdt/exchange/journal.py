@@ -1,7 +1,8 @@
 """The journal of bulk runs: what each run must send, and what the broker confirmed, recipient by recipient.
 
 A bulk run (:mod:`vbdt.exchange.bulk`) writes its plan here before it publishes anything: the run,
-each signed package **once** (its bytes, its ledger record) and one row per recipient, ``pending``.
+each document **once** (its ledger record; its signed envelopes, one per group of recipients, each
+listing only its group in ``To``: the parts) and one row per recipient, ``pending``, naming its part.
 Every outcome the broker gives is written as it comes: ``confirmed`` (the broker has it: never
 published again), ``unroutable`` (no inbox), ``failed`` (refused for good), or left ``pending``
 (not confirmed: broker away, inbox full, process killed). Resuming a run publishes only the
@@ -88,6 +89,8 @@ class JournalDocument:
     record: dict[str, Any]
     """The ledger's record of the document (``SentDocument`` fields, dates as ISO text)."""
     ledger_recorded: bool
+    parts: int = 1
+    """Signed envelopes of the document (one per group of recipients); ``size`` is the first's."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,13 @@ CREATE TABLE IF NOT EXISTS bulk_recipients (
     run_id TEXT NOT NULL, document_id TEXT NOT NULL, recipient TEXT NOT NULL, state TEXT NOT NULL, reason TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, updated_at TEXT NOT NULL, PRIMARY KEY (run_id, document_id, recipient));
 CREATE INDEX IF NOT EXISTS bulk_pending ON bulk_recipients (run_id, document_id) WHERE state = 'pending';
+CREATE TABLE IF NOT EXISTS bulk_parts (
+    run_id TEXT NOT NULL, document_id TEXT NOT NULL, part INTEGER NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (run_id, document_id, part));
 """
+# Part 0's body is bulk_documents.body (a journal written before parts existed has only that one);
+# bulk_parts holds parts 1 and up. A recipient row names its part.
+_ADDED_COLUMNS = {"bulk_recipients": (("part", "INTEGER NOT NULL DEFAULT 0"),)}
 
 
 def journal_path_for(ledger_path: str | Path) -> str:
@@ -153,7 +162,7 @@ class BulkJournal:
     """The runs of one agency, in one SQLite file (``":memory:"`` for a throwaway one)."""
 
     def __init__(self, path: str | Path) -> None:
-        self._file = SqliteFile(path, _SCHEMA, what="bulk journal")
+        self._file = SqliteFile(path, _SCHEMA, what="bulk journal", added_columns=_ADDED_COLUMNS)
         self.path = self._file.path
 
     # -- writing ---------------------------------------------------------------------------
@@ -168,16 +177,22 @@ class BulkJournal:
                         _now(), _now()))
         return run_id
 
-    def add_document(self, run_id: str, document_id: str, body: bytes, digest: str, record: dict[str, Any],
-                     recipients: Sequence[str]) -> None:
-        """A signed package and one pending row per recipient: one transaction."""
+    def add_document(self, run_id: str, document_id: str, parts: Sequence[tuple[bytes, Sequence[str]]], digest: str,
+                     record: dict[str, Any]) -> None:
+        """A document's signed envelopes (``parts``: each body with the recipients it lists) and one
+        pending row per recipient naming its part: one transaction."""
+        if not parts:
+            raise UsageError(f"{document_id}: a document of a bulk run needs at least one signed envelope")
         now = _now()
         with self._file.transaction() as db:
             seq = db.execute("SELECT COUNT(*) FROM bulk_documents WHERE run_id = ?", (run_id,)).fetchone()[0]
             db.execute("INSERT INTO bulk_documents (run_id, document_id, seq, body, digest, record) VALUES (?, ?, ?, ?, ?, ?)",
-                       (run_id, document_id, seq, body, digest, json.dumps(record, ensure_ascii=False)))
-            db.executemany("INSERT OR IGNORE INTO bulk_recipients (run_id, document_id, recipient, state, updated_at) "
-                           "VALUES (?, ?, ?, 'pending', ?)", [(run_id, document_id, r, now) for r in recipients])
+                       (run_id, document_id, seq, parts[0][0], digest, json.dumps(record, ensure_ascii=False)))
+            db.executemany("INSERT INTO bulk_parts (run_id, document_id, part, body) VALUES (?, ?, ?, ?)",
+                           [(run_id, document_id, part, body) for part, (body, _) in enumerate(parts) if part])
+            db.executemany("INSERT OR IGNORE INTO bulk_recipients (run_id, document_id, recipient, state, updated_at, part) "
+                           "VALUES (?, ?, ?, 'pending', ?, ?)",
+                           [(run_id, document_id, r, now, part) for part, (_, group) in enumerate(parts) for r in group])
 
     def mark(self, run_id: str, document_id: str, outcomes: Iterable[tuple[str, RecipientState, str | None]]) -> None:
         """Record the broker's outcome for recipients; a confirmed row never goes back to pending."""
@@ -240,16 +255,27 @@ class BulkJournal:
 
     def documents(self, run_id: str) -> list[JournalDocument]:
         """The run's packages, in the order they were planned (bodies left out)."""
-        rows = self._file.query("SELECT document_id, digest, length(body), record, ledger_recorded FROM bulk_documents "
-                           "WHERE run_id = ? ORDER BY seq", (run_id,))
-        return [JournalDocument(str(d), str(g), int(n), json.loads(r), bool(lr)) for d, g, n, r, lr in rows]
+        rows = self._file.query("SELECT document_id, digest, length(body), record, ledger_recorded, 1 + (SELECT COUNT(*) "
+                                "FROM bulk_parts p WHERE p.run_id = d.run_id AND p.document_id = d.document_id) "
+                                "FROM bulk_documents d WHERE run_id = ? ORDER BY seq", (run_id,))
+        return [JournalDocument(str(d), str(g), int(n), json.loads(r), bool(lr), int(k)) for d, g, n, r, lr, k in rows]
 
-    def body(self, run_id: str, document_id: str) -> bytes:
-        """The signed package, as published."""
-        rows = self._file.query("SELECT body FROM bulk_documents WHERE run_id = ? AND document_id = ?", (run_id, document_id))
+    def body(self, run_id: str, document_id: str, part: int = 0) -> bytes:
+        """One signed envelope of a document (the one listing the recipients of ``part``), as published."""
+        if part == 0:
+            rows = self._file.query("SELECT body FROM bulk_documents WHERE run_id = ? AND document_id = ?", (run_id, document_id))
+        else:
+            rows = self._file.query("SELECT body FROM bulk_parts WHERE run_id = ? AND document_id = ? AND part = ?",
+                                    (run_id, document_id, part))
         if not rows:
-            raise UsageError(f"no document {document_id} in bulk run {run_id}")
+            raise UsageError(f"no document {document_id} (part {part}) in bulk run {run_id}")
         return bytes(rows[0][0])
+
+    def parts(self, run_id: str, document_id: str) -> dict[str, int]:
+        """The part (signed envelope) of each recipient of a document."""
+        rows = self._file.query("SELECT recipient, part FROM bulk_recipients WHERE run_id = ? AND document_id = ?",
+                                (run_id, document_id))
+        return {str(r): int(p) for r, p in rows}
 
     def pending(self, run_id: str, document_id: str) -> list[str]:
         """Recipients of a document the broker has not confirmed (nor refused), in plan order."""

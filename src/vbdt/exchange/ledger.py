@@ -230,7 +230,9 @@ class Ledger(abc.ABC):
         document, its signed body and a QUEUED delivery per recipient, **no outbox row** (the outbox
         would publish each copy on its own); one transaction. A recipient already recorded keeps its
         delivery as it is. The caller records the broker's word with :meth:`move_deliveries`;
-        :meth:`resend` sends such a delivery again from the body kept here."""
+        :meth:`resend` sends such a delivery again from the body kept here. Called again for the
+        same document with another body (a bulk run signs one envelope per group of recipients),
+        each recipient keeps the body it was recorded with."""
 
     @abc.abstractmethod
     def move_deliveries(self, document_id: str, recipients: Sequence[str], event: Event,
@@ -386,7 +388,7 @@ CREATE TABLE IF NOT EXISTS documents (
     content_digest TEXT);
 CREATE TABLE IF NOT EXISTS deliveries (
     document_id TEXT NOT NULL, recipient TEXT NOT NULL, state TEXT NOT NULL, before_recall TEXT,
-    reason TEXT, updated_at TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 1, sent_at TEXT,
+    reason TEXT, updated_at TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 1, sent_at TEXT, body_digest TEXT,
     PRIMARY KEY (document_id, recipient));
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY, document_id TEXT NOT NULL, recipient TEXT NOT NULL, event TEXT NOT NULL,
@@ -415,7 +417,7 @@ _ADDED_COLUMNS = {
     "outbox": (("failed_at", "TEXT"), ("failure", "TEXT")),
     "incoming": (("content_digest", "TEXT"), ("acked_at", "TEXT"), ("verdict", "TEXT"), ("size", "INTEGER"),
                  ("dropped_at", "TEXT")),
-    "deliveries": (("attempt", "INTEGER NOT NULL DEFAULT 1"), ("sent_at", "TEXT")),
+    "deliveries": (("attempt", "INTEGER NOT NULL DEFAULT 1"), ("sent_at", "TEXT"), ("body_digest", "TEXT")),
 }
 
 
@@ -491,11 +493,13 @@ class SqliteLedger(Ledger):
                  document.due_date.isoformat() if document.due_date else None, document.kind, document.replaces, now,
                  document.content_digest),
             )
+            digest = self._body(db, body)
             db.execute("INSERT OR IGNORE INTO document_bodies (document_id, digest) VALUES (?, ?)",
-                       (document.document_id, self._body(db, body)))
+                       (document.document_id, digest))
             db.executemany(
-                "INSERT OR IGNORE INTO deliveries (document_id, recipient, state, updated_at, sent_at) VALUES (?, ?, ?, ?, ?)",
-                [(document.document_id, r, DeliveryState.QUEUED.value, now, now) for r in recipients],
+                "INSERT OR IGNORE INTO deliveries (document_id, recipient, state, updated_at, sent_at, body_digest) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [(document.document_id, r, DeliveryState.QUEUED.value, now, now, digest) for r in recipients],
             )
 
     def move_deliveries(self, document_id: str, recipients: Sequence[str], event: Event,
@@ -628,10 +632,11 @@ class SqliteLedger(Ledger):
         with self._file.transaction() as db:
             for recipient in recipients:
                 # the body of the first outbox row, else (a document published by its caller,
-                # record_deliveries) the document's own
+                # record_deliveries) the one recorded for the recipient (a bulk envelope lists its
+                # group of recipients), else (a ledger written before that) the document's own
                 row = db.execute("SELECT d.state, d.attempt, COALESCE((SELECT o.digest FROM outbox o WHERE "
                                  "o.document_id = d.document_id AND o.recipient = d.recipient AND o.kind = 'document' "
-                                 "ORDER BY o.rowid LIMIT 1), (SELECT b.digest FROM document_bodies b WHERE "
+                                 "ORDER BY o.rowid LIMIT 1), d.body_digest, (SELECT b.digest FROM document_bodies b WHERE "
                                  "b.document_id = d.document_id)) FROM deliveries d WHERE d.document_id = ? AND d.recipient = ?",
                                  (document_id, recipient)).fetchone()
                 if row is None or row[2] is None:
@@ -843,6 +848,7 @@ class SqliteLedger(Ledger):
                 "SELECT i.sender, i.document_id, i.kind, i.digest, length(b.body) FROM incoming i JOIN bodies b USING (digest) "
                 "WHERE i.acked_at < ? AND i.handed = 1 AND i.digest NOT IN ("
                 "SELECT digest FROM outbox UNION SELECT digest FROM document_bodies UNION "
+                "SELECT body_digest FROM deliveries WHERE body_digest IS NOT NULL UNION "
                 "SELECT digest FROM incoming WHERE acked_at IS NULL OR handed = 0 OR acked_at >= ?) ORDER BY i.rowid",
                 (before, before)).fetchall()
             sizes = {str(digest): int(size) for _, _, _, digest, size in rows}

@@ -44,7 +44,7 @@ from vbdt.trust.pades import PdfVerification, is_signed_pdf, sign_pdf, verify_pd
 from vbdt.trust.xmldsig import Verified, sign, verify
 
 __all__ = ["PdfPolicy", "Unpacked", "check_pdfs", "check_unique_names", "is_pdf", "name_key", "pack", "relay_origins",
-           "relayed_pdf", "unpack"]
+           "relayed_pdf", "sign_pdfs", "unpack"]
 
 PdfPolicy = Literal["require", "report", "ignore"]
 """What :func:`unpack` does with PDFs that are not original-valid: raise, only report, or skip checking."""
@@ -108,14 +108,20 @@ def pack(
     unique (:class:`DuplicateAttachment` otherwise).
     """
     if isinstance(package, Document):
-        check_unique_names(package.attachments)
-        if person is not None or seal is not None:
-            attachments = [
-                _signed(a, person=person, seal=seal, timestamper=timestamper, visible=visible)
-                for a in package.attachments
-            ]
-            package = package.model_copy(update={"attachments": attachments})
+        package = sign_pdfs(package, person=person, seal=seal, timestamper=timestamper, visible=visible)
     return sign(package, key)
+
+
+def sign_pdfs(document: Document, *, person: SigningKey | None = None, seal: SigningKey | None = None,
+              timestamper: str | None = None, visible: bool = False) -> Document:
+    """``document`` with its PDFs signed (PAdES: ``person``, then the agency ``seal``), the first step
+    of :func:`pack`; PDFs already signed are left as they are. Attachment names must be unique."""
+    check_unique_names(document.attachments)
+    if person is None and seal is None:
+        return document
+    attachments = [_signed(a, person=person, seal=seal, timestamper=timestamper, visible=visible)
+                   for a in document.attachments]
+    return document.model_copy(update={"attachments": attachments})
 
 
 def _signed(a: Attachment, *, person: SigningKey | None, seal: SigningKey | None, timestamper: str | None,
