@@ -15,6 +15,7 @@ import pytest
 
 import vbdt
 from vbdt.edxml.model import Attachment, Document
+from vbdt.edxml.writer import to_tree
 from vbdt.errors import UsageError
 from vbdt.trust.dsig_backends import BIG_TEXT
 from vbdt.trust.pki import TestPki
@@ -51,6 +52,8 @@ def test_each_group_is_signed_as_sign_would(dsig_backend, pki, directive: vbdt.D
     groups = [range(0, 2), range(2, 4), range(4, n), [n - 1, 0]]
     bodies = list(sign_per_group(document, keys.agencies[H14], groups))
     assert len(bodies) == len(groups)
+    # the To elements taken from a tree written before (the bulk sender's validated one)
+    assert list(sign_per_group(document, keys.agencies[H14], groups, written=to_tree(document))) == bodies
     for group, body in zip(groups, bodies, strict=True):
         alone = Document(**{**document.__dict__, "recipients": [document.recipients[i] for i in group]})
         assert body == sign(alone, keys.agencies[H14])

@@ -61,7 +61,7 @@ from vbdt.edxml.model import VIETNAM_TZ, Document, TraceHeader
 from vbdt.edxml.reader import parse_tree
 from vbdt.edxml.rules import RuleContext, check_rules
 from vbdt.edxml.validation import check_tree
-from vbdt.edxml.writer import write
+from vbdt.edxml.writer import serialize, to_tree, write
 from vbdt.errors import (
     DirectoryError,
     MessageTooLarge,
@@ -337,17 +337,17 @@ class BulkSender:
         validated (written once for both when it carries this agency's trace already), its PDFs
         signed once, and its envelope signed once per group of recipients (``sizes``: how many of
         ``document.recipients``, in order, each group lists)."""
-        data = write(document)
-        digest = hashlib.sha256(data).hexdigest()
         traced = with_trace(document, self.organ_id)
-        if traced is not document:
-            document, data = traced, write(traced)
-        self._validate(data, document)
+        tree = to_tree(traced)
+        data = serialize(tree)
+        digest = hashlib.sha256(data if traced is document else write(document)).hexdigest()
+        self._validate(data, traced)
         del data
-        document = sign_pdfs(document, person=self.person, seal=self.seal)
+        signed = sign_pdfs(traced, person=self.person, seal=self.seal)
         starts = [sum(sizes[:i]) for i in range(len(sizes))]
         groups = [range(start, start + size) for start, size in zip(starts, sizes, strict=True)]
-        return digest, list(sign_per_group(document, self.key, groups))
+        # the recipients' To elements are taken from the tree validated, not written again
+        return digest, list(sign_per_group(signed, self.key, groups, written=tree))
 
     def _validate(self, data: bytes, document: Document) -> None:
         """What :func:`~vbdt.edxml.validation.validate` checks, without building the model again

@@ -124,7 +124,7 @@ def sign(package: Package | bytes, key: SigningKey, *, limits: Limits = DEFAULT_
 
 
 def sign_per_group(document: Document, key: SigningKey, groups: Sequence[Sequence[int]], *,
-                   backend: DsigBackend | str | None = None) -> Iterator[bytes]:
+                   written: etree._Element | None = None, backend: DsigBackend | str | None = None) -> Iterator[bytes]:
     """``document`` signed once per group of its recipients, each envelope's ``To`` listing only
     the group (indexes into ``document.recipients``, in the order given): the bytes
     :func:`sign` gives for ``document`` with those recipients, without building the tree again.
@@ -133,18 +133,26 @@ def sign_per_group(document: Document, key: SigningKey, groups: Sequence[Sequenc
     one: every receiver then reads and verifies a small envelope, not one that grows with the
     number of recipients (ten thousand ``To`` are 2.5 MB, read by each of the ten thousand). The
     tree is written once; each group's ``To`` elements are put in, the header signed, the tree
-    serialised (big attachment texts put back), and the signature and ``To`` taken out again."""
-    root = to_tree(document)
+    serialised (big attachment texts put back), and the signature and ``To`` taken out again.
+    ``written``: a tree :func:`~vbdt.edxml.writer.to_tree` made of a document with the same
+    recipients (e.g. before its PDFs were signed), whose ``To`` elements are taken (it is spent)
+    instead of being written a second time."""
+    if written is None:
+        root = written = to_tree(document)
+    else:
+        root = to_tree(document.model_copy(update={"recipients": []}))
     header = root.find("e:edXMLEnvelope/e:edXMLHeader", _NS)
     message = None if header is None else header.find("e:MessageHeader", _NS)
-    if header is None or message is None:
+    source = written.find("e:edXMLEnvelope/e:edXMLHeader/e:MessageHeader", _NS)
+    if header is None or message is None or source is None:
         raise SignatureProfileError("no edXMLHeader/MessageHeader to put the signature in")
-    recipients = message.findall("e:To", _NS)
+    recipients = source.findall("e:To", _NS)
     if len(recipients) != len(document.recipients) or not recipients:
         raise SignatureProfileError("the written MessageHeader does not carry one To per recipient")
-    at = message.index(recipients[0])
     for element in recipients:
-        message.remove(element)
+        source.remove(element)
+    sender = message.find("e:From", _NS)
+    at = 0 if sender is None else message.index(sender) + 1
     signer = _backend(backend)
     for group in groups:
         if not group or any(not 0 <= i < len(recipients) for i in group) or len(set(group)) != len(group):
