@@ -1,6 +1,6 @@
 """One directive to thousands of receivers, end to end, on a RabbitMQ node of the benchmark's own.
 
-    python benchmarks/bench_bulk_e2e.py [--recipients 10000] [--per-host 1000] [--queue-type quorum]
+    python benchmarks/bench_bulk_e2e.py [--recipients 10000] [--per-host 1000] [--queue-type quorum] [--group 100]
 
 What the bulk issue asks for: the time until every arrival is acknowledged and every signed 01
 receipt is verified and applied in the sender's ledger, with the receivers simulated by the
@@ -95,9 +95,10 @@ def broker_memory(broker: OwnBroker) -> int | None:
         return None
 
 
-async def run(n: int, per_host: int, queue_type: str, work: Path) -> dict[str, Any]:
+async def run(n: int, per_host: int, queue_type: str, work: Path, group: int) -> dict[str, Any]:
     from vbdt.exchange.amqp import AmqpTransport
     from vbdt.exchange.broker import provision, provision_host
+    from vbdt.exchange.bulk import BulkItem
     from vbdt.exchange.client import AgencyClient
     from vbdt.exchange.ledger import SqliteLedger
     from vbdt.exchange.rabbitadmin import RabbitAdmin
@@ -147,8 +148,9 @@ async def run(n: int, per_host: int, queue_type: str, work: Path) -> dict[str, A
                                 key=pki.agencies[sender], trust=work / "ca.pem", directory=directory) as agency:
             agency.serve()
             start = time.perf_counter()
-            bulk = await agency.bulk_send(directive(directory, sender, "07"), to=communes)
+            bulk = await agency.bulk(group=group).send([BulkItem(directive(directory, sender, "07"), communes)])
             timings["sender_handed_seconds"] = time.perf_counter() - start
+            (planned,) = bulk.journal.documents(bulk.run_id)
             await bulk.wait_arrived(timeout=7200, poll=0.5)
             timings["all_receipts_applied_seconds"] = time.perf_counter() - start
             arrived = await bulk.wait_arrived(timeout=60)
@@ -171,7 +173,8 @@ async def run(n: int, per_host: int, queue_type: str, work: Path) -> dict[str, A
         "benchmark": "bulk directive end to end through multi-agency hosts on an own RabbitMQ node",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "recipients": n, "hosts": len(hosts), "agencies_per_host": per_host, "queue_type": queue_type,
-        "key_algorithm": "ECDSA P-256",
+        "key_algorithm": "ECDSA P-256", "recipients_per_envelope": group, "envelopes": planned.parts,
+        "envelope_bytes": planned.size,
         **{k: round(v, 2) for k, v in timings.items()},
         "receipts_applied": arrived,
         "receipts_per_second": round(arrived / total, 1),
@@ -188,11 +191,13 @@ def main() -> None:
     parser.add_argument("--per-host", type=int, default=1_000,
                         help="agencies per host process (one reading connection each; AMQP allows 2047 channels)")
     parser.add_argument("--queue-type", choices=["quorum", "classic"], default="quorum")
+    parser.add_argument("--group", type=int, default=100,
+                        help="recipients listed in each signed envelope (vbdt.exchange.bulk.GROUP; n: one envelope for all)")
     args = parser.parse_args()
     if not OwnBroker.available():
         raise SystemExit("rabbitmq-server is not installed (python3 dev.py test installs it)")
     with tempfile.TemporaryDirectory(prefix="vbdt-bulk-e2e-") as work:
-        print(json.dumps(asyncio.run(run(args.recipients, args.per_host, args.queue_type, Path(work))), indent=2))
+        print(json.dumps(asyncio.run(run(args.recipients, args.per_host, args.queue_type, Path(work), args.group)), indent=2))
 
 
 if __name__ == "__main__":

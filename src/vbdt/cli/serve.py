@@ -13,13 +13,15 @@ relative paths resolve against the file's folder::
     ledgers = "state"                  # <OrganId>.db each: the store of what each agency received
     out = "inbox"                      # optional: also write <OrganId>/<file> for each received document
     retention_days = 90                # optional: drop acknowledged bodies from the ledgers after 90 days
+    agencies_per_connection = 1000     # optional: inboxes read on one connection (RabbitMQ caps its channels)
     log_format = "json"                # text (default) or json
 
 Each received document is stored in its agency's ledger and acknowledged; with ``out`` it is first
 written to ``out/<OrganId>/`` (an export for a DMS that watches a folder): a crash before the write
 leaves it to be handed again at the next start. With ``retention_days`` (or ``--retention-days``)
 every ledger drops the bodies of items acknowledged that many days ago, at start and then hourly
-(:meth:`vbdt.exchange.ledger.Ledger.drop_bodies`). Like ``vbdt listen``: retries forever (capped
+(:meth:`vbdt.exchange.ledger.Ledger.drop_bodies`). More agencies than ``agencies_per_connection``
+are read on more connections (one per that many, as the host's user), each reconnecting by itself. Like ``vbdt listen``: retries forever (capped
 backoff) while the broker is away, finishes what is in hand and exits 0 on SIGTERM or Ctrl-C, and
 logs ``started``, ``received``, ``receipt``, ``refused``, ``retention`` and ``stopped`` events.
 """
@@ -54,7 +56,7 @@ if TYPE_CHECKING:
 __all__ = ["COMMANDS", "HostSettings", "load_host_settings", "serve_command"]
 
 _KEYS = {"url": str, "credentials": Path, "agencies": list, "keys": Path, "trust": Path, "directory": Path, "ledgers": Path,
-         "out": Path, "log_format": str, "retention_days": int}
+         "out": Path, "log_format": str, "retention_days": int, "agencies_per_connection": int}
 _REQUIRED = ("url", "credentials", "agencies", "keys")
 
 
@@ -76,6 +78,8 @@ class HostSettings:
     log_format: str
     retention_days: int | None = None
     """Drop the bodies of items acknowledged this many days ago; None: keep them."""
+    agencies_per_connection: int | None = None
+    """Inboxes read on one connection; None: the host's default."""
 
 
 def load_host_settings(path: str | Path) -> HostSettings:
@@ -100,6 +104,11 @@ def load_host_settings(path: str | Path) -> HostSettings:
         if key not in table:
             continue
         value = table[key]
+        if key == "agencies_per_connection":
+            from vbdt.exchange.host import check_agencies_per_connection  # not imported for other commands
+
+            values[key] = check_agencies_per_connection(value, f"{where}: host.{key}")
+            continue
         if kind is int:
             values[key] = check_retention_days(value, f"{where}: host.{key}")
             continue
@@ -117,7 +126,8 @@ def load_host_settings(path: str | Path) -> HostSettings:
     keys: Path = values["keys"]
     return HostSettings(where, check_amqp_url(values["url"], f"{where}: host.url"), values["credentials"], values["agencies"],
                         keys, values.get("trust", keys / "ca.pem"), values.get("directory"),
-                        values.get("ledgers", base / "state"), values.get("out"), log_format, values.get("retention_days"))
+                        values.get("ledgers", base / "state"), values.get("out"), log_format, values.get("retention_days"),
+                        values.get("agencies_per_connection"))
 
 
 def _credentials(settings: HostSettings, organ_ids: list[str]) -> dict[str, str]:
@@ -137,7 +147,7 @@ def _credentials(settings: HostSettings, organ_ids: list[str]) -> dict[str, str]
 def build_host(settings: HostSettings, *, policy: ReconnectPolicy,
                on_item: Callable[[AgencyClient, InboxItem], None], workers: int = 1) -> AgencyHost:
     """The host the settings describe: every selector resolved, every key and URL found, nothing opened yet."""
-    from vbdt.exchange.host import AgencyHost, HostedAgency
+    from vbdt.exchange.host import DEFAULT_AGENCIES_PER_CONNECTION, AgencyHost, HostedAgency
     from vbdt.trust.keys import SigningKey
 
     directory = load_directory(str(settings.directory) if settings.directory else None)
@@ -154,7 +164,8 @@ def build_host(settings: HostSettings, *, policy: ReconnectPolicy,
                                   input_path(settings.keys / f"{organ_id}.cert.pem", what="certificate file"))
         agencies.append(HostedAgency(organ_id, key=key, ledger=ledgers / f"{organ_id}.db", url=urls[organ_id]))
     return AgencyHost(settings.url, agencies, trust=input_path(settings.trust, what="trust anchors file"), directory=directory,
-                      on_item=on_item, on_receipt=log_receipt, on_refused=log_refusal, reconnect=policy, workers=workers)
+                      on_item=on_item, on_receipt=log_receipt, on_refused=log_refusal, reconnect=policy, workers=workers,
+                      agencies_per_connection=settings.agencies_per_connection or DEFAULT_AGENCIES_PER_CONNECTION)
 
 
 @click.command("serve")
@@ -171,7 +182,7 @@ def build_host(settings: HostSettings, *, policy: ReconnectPolicy,
 @click.pass_context
 def serve_command(ctx: click.Context, give_up_after: float | None, max_backoff: float, log_format: str | None,
                   retention_days: int | None, workers: int) -> None:
-    """Run the agencies of the [host] table of --config in one process, one broker connection.
+    """Run the agencies of the [host] table of --config in one process.
 
     Stores each received document in its agency's ledger (and under out/<OrganId>/ when [host]
     has out), answers with a signed 01, applies receipts; retries while the broker is away; on
@@ -222,8 +233,10 @@ class _Server(Service["AgencyHost"]):
         return host
 
     async def use(self, host: AgencyHost) -> bool:
-        event(logging.INFO, "started", "serving %d agencies on one connection as broker user %s",
-              len(host.organ_ids), host.shared.user if host.shared else "?", agencies=len(host.organ_ids),
+        event(logging.INFO, "started", "serving %d agencies on %d connection%s as broker user %s",
+              len(host.organ_ids), host.reading_connections, "" if host.reading_connections == 1 else "s",
+              host.shared.user if host.shared else "?",
+              agencies=len(host.organ_ids), connections=host.reading_connections,
               user=host.shared.user if host.shared else None)
         await self._until_stopped(host)
         return False

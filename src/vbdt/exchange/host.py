@@ -1,4 +1,4 @@
-"""Many agencies in one process: one broker connection reads their inboxes, each keeps its client and ledger.
+"""Many agencies in one process: a few broker connections read their inboxes, each keeps its client and ledger.
 
 A province that runs its communes' mailboxes centrally needs no process per commune::
 
@@ -9,8 +9,8 @@ A province that runs its communes' mailboxes centrally needs no process per comm
 
 Each hosted agency is an :class:`~vbdt.exchange.client.AgencyClient` with its own keys, ledger,
 receipts, outbox and hooks; what they share is the process (the imported libraries, the schemas,
-the directory, the trust anchors read once) and **one connection** on which every inbox has its
-consumer. ``on_item`` (sync or async, per host or per agency) gets each received item and the
+the directory, the trust anchors read once) and **one reading connection** on which every inbox
+has its consumer. ``on_item`` (sync or async, per host or per agency) gets each received item and the
 item is acknowledged when it returns; without it, read :meth:`AgencyClient.inbox` of each client.
 
 Identity on the broker. Receivers bind every package to the broker user that published it
@@ -28,6 +28,15 @@ no longer tell receivers who published. So the host splits the two directions:
   what ``vbdt listen`` would publish, and nothing changes for any other agency.
 
 On the embedded broker the same split holds (:meth:`~vbdt.exchange.memory.MemoryBroker.provision_host`).
+
+More agencies than one connection can read. Each inbox's consumer is a channel, and AMQP caps the
+channels of a connection (RabbitMQ's ``channel_max`` is 2,047 by default): the communes of the
+whole country (3,321) do not fit on one. The host therefore opens one reading connection per
+``agencies_per_connection`` agencies (1,000 by default), all logged in as the host's user, and
+gives each the next agencies in the order given (stable from one start to the next). Each reading
+connection reconnects by itself under the reconnect policy: a lost one interrupts only its own
+agencies' inboxes, the others go on. Up to ``agencies_per_connection`` agencies, it is the one
+connection described above.
 """
 
 from __future__ import annotations
@@ -65,7 +74,8 @@ from vbdt.exchange.workers import Workers
 from vbdt.trust.keys import SigningKey
 from vbdt.trust.packaging import PdfPolicy
 
-__all__ = ["AgencyHost", "HostedAgency", "HostedTransport", "OnItem"]
+__all__ = ["DEFAULT_AGENCIES_PER_CONNECTION", "AgencyHost", "HostedAgency", "HostedTransport", "OnItem",
+           "check_agencies_per_connection"]
 
 log = logging.getLogger("vbdt.exchange.host")
 
@@ -75,6 +85,17 @@ returns, and handed again after a restart when it raises."""
 
 Opener = Callable[[str], Awaitable[Transport]]
 """Opens the transport of a URL (:func:`~vbdt.exchange.connect.connect` by default)."""
+
+DEFAULT_AGENCIES_PER_CONNECTION = 1_000
+"""Hosted inboxes read on one connection: well under RabbitMQ's default ``channel_max`` (2,047),
+which the consumer channels, the status probes and the publishing channel share."""
+
+
+def check_agencies_per_connection(value: object, where: str = "agencies_per_connection") -> int:
+    """``value`` as a number of agencies per reading connection (an int of at least 1), else a UsageError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(f"{where} must be a whole number of agencies of at least 1, not {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -167,8 +188,9 @@ class _HostedDelivery(WrappedDelivery):
 
 
 class HostedTransport(Transport):
-    """One hosted agency's view of the broker: its inbox read on the host's shared connection,
-    its messages published as itself. Closing it closes only its publishing connection."""
+    """One hosted agency's view of the broker: its inbox read on the host's reading connection
+    that serves it (``shared``), its messages published as itself. Closing it closes only its
+    publishing connection."""
 
     def __init__(self, organ_id: str, shared: Transport, publisher: _Publisher,
                  on_denied: Callable[[AccessRefused], None] | None = None) -> None:
@@ -224,22 +246,26 @@ class HostedTransport(Transport):
 
 
 class AgencyHost:
-    """Agencies of one exchange served from one process and one reading connection (see the module).
+    """Agencies of one exchange served from one process and a few reading connections (see the module).
 
     ``url`` is the host's own broker URL (``<vhost>/hosts/<name>``, or an operator's); ``agencies``
     what to run. ``trust``, ``directory``, ``pdf_policy``, ``limits`` and ``prefetch`` are shared;
     ``on_item``, ``on_receipt`` and ``on_refused`` apply to every agency that names none of its own.
     ``workers`` sign and verify for every hosted agency: ``1`` a thread, ``n`` one pool of ``n``
     processes for the whole host (one per core; started with the host, stopped with it), or a
-    :class:`~vbdt.exchange.workers.Workers` of the application's.
+    :class:`~vbdt.exchange.workers.Workers` of the application's. ``agencies_per_connection``
+    bounds the inboxes read on one connection (a UsageError below 1): more agencies than that are
+    read on more connections, each serving the next ones in the order given.
     """
 
     def __init__(self, url: str, agencies: Iterable[HostedAgency], *, trust: str | Path, directory: Directory,
                  pdf_policy: PdfPolicy = "require", check_publisher: bool = True, prefetch: int = 8,
                  on_item: OnItem | None = None, on_receipt: OnReceipt | None = None, on_refused: OnRefused | None = None,
                  idle_close: float = 30.0, limits: Limits = DEFAULT_LIMITS, reconnect: ReconnectPolicy | None = None,
-                 opener: Opener | None = None, workers: int | Workers = 1) -> None:
+                 opener: Opener | None = None, workers: int | Workers = 1,
+                 agencies_per_connection: int = DEFAULT_AGENCIES_PER_CONNECTION) -> None:
         self.url = url
+        self.agencies_per_connection = check_agencies_per_connection(agencies_per_connection)
         self._workers = workers
         self.workers = workers if isinstance(workers, Workers) else Workers(workers)
         """Where the hosted agencies sign and verify (one pool for all)."""
@@ -265,6 +291,10 @@ class AgencyHost:
         policy = reconnect or DEFAULT_RECONNECT
         self._opener: Opener = opener or (lambda u: connect(u, limits=limits, reconnect=policy))
         self.shared: Transport | None = None
+        """The first reading connection (the only one up to ``agencies_per_connection`` agencies); None when stopped."""
+        self.readers: list[Transport] = []
+        """The reading connections while started, the first serving the first ``agencies_per_connection`` agencies."""
+        self._reader_of: dict[str, Transport] = {}
         self._clients: dict[str, AgencyClient] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
@@ -289,10 +319,12 @@ class AgencyHost:
         self._failure = None
         if not isinstance(self._workers, Workers) and self.workers.closed:  # started again after a stop
             self.workers = Workers(self._workers)
-        self.shared = await self._opener(self.url)
+        per = self.agencies_per_connection
         try:
-            for agency in self.agencies:
-                self._clients[agency.organ_id] = self._client(agency, self.shared)
+            await self._open_readers(-(-len(self.agencies) // per))
+            for n, agency in enumerate(self.agencies):
+                self._reader_of[agency.organ_id] = self.readers[n // per]
+                self._clients[agency.organ_id] = self._client(agency, self._reader_of[agency.organ_id])
             await asyncio.gather(*(client.open() for client in self._clients.values()))
         except BaseException:
             await self.stop()
@@ -304,7 +336,23 @@ class AgencyHost:
             if handler is not None:
                 self._tasks.append(asyncio.create_task(self._pump(client, handler), name=f"vbdt-host-{agency.organ_id}"))
         self._tasks.append(asyncio.create_task(self._close_idle(), name="vbdt-host-idle"))
-        log.info("host serving %d agencies on one connection as %s", len(self._clients), self.shared.user)
+        log.info("host serving %d agencies on %d connection%s as %s", len(self._clients), len(self.readers),
+                 "" if len(self.readers) == 1 else "s", self.readers[0].user)
+
+    async def _open_readers(self, count: int) -> None:
+        """Open ``count`` reading connections as the host's user; on a failure close those opened and raise."""
+        opening = [asyncio.ensure_future(self._opener(self.url)) for _ in range(count)]
+        try:
+            await asyncio.wait(opening)
+        finally:
+            for task in opening:
+                task.cancel()  # only those still connecting when start() itself was cancelled
+            # Kept in order (agency n reads on reader n // agencies_per_connection); the caller's stop() closes them.
+            self.readers = [t.result() for t in opening if t.done() and not t.cancelled() and t.exception() is None]
+            self.shared = self.readers[0] if self.readers else None
+        for task in opening:
+            if (error := task.exception()) is not None:
+                raise error
 
     def _client(self, agency: HostedAgency, shared: Transport) -> AgencyClient:
         ledger = agency.ledger if isinstance(agency.ledger, Ledger) else SqliteLedger(agency.ledger)
@@ -322,7 +370,7 @@ class AgencyHost:
 
     async def stop(self) -> None:
         """Stop every consumer (deliveries in hand come back later), close every client, its
-        publishing connection and ledger, then the shared connection (idempotent)."""
+        publishing connection and ledger, then the reading connections (idempotent)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -332,9 +380,12 @@ class AgencyHost:
         for client, result in zip(clients, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("%s: not closed cleanly: %s", client.organ_id, result)
-        shared, self.shared = self.shared, None
-        if shared is not None:
-            await shared.close()
+        readers, self.readers, self.shared = self.readers, [], None
+        self._reader_of.clear()
+        results = await asyncio.gather(*(reader.close() for reader in readers), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning("host: a reading connection was not closed cleanly: %s", result)
         if not isinstance(self._workers, Workers):
             await self.workers.close()
         self._stopped.set()
@@ -364,6 +415,16 @@ class AgencyHost:
     def clients(self) -> list[AgencyClient]:
         """Every hosted agency's client."""
         return list(self._clients.values())
+
+    @property
+    def reading_connections(self) -> int:
+        """How many reading connections the host has open (0 when stopped)."""
+        return len(self.readers)
+
+    def reader_of(self, organ_id: str) -> Transport:
+        """The reading connection that serves ``organ_id``'s inbox (a UsageError when not started or not hosted)."""
+        self.client(organ_id)  # a UsageError when not started or not hosted
+        return self._reader_of[str(organ_id)]
 
     @property
     def publishing_connections(self) -> int:
