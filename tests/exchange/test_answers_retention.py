@@ -46,3 +46,6 @@ async def test_an_item_whose_body_was_dropped_keeps_its_record(exchange_pki, exa
             assert stored is not None and stored.body is None and stored.size == len(signed)
             assert stored.state == StatusCode.ACCEPTED.value and stored.acknowledged and stored.verdict
             assert [h.event for h in item.history()] == ["03"]
+            # a listing of items leaves the dropped one out; the ledger's records keep it
+            assert commune.received() == []
+            assert [r.document_id for r in commune.ledger.received()] == [result.document_id]

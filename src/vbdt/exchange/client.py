@@ -304,9 +304,11 @@ class AgencyClient:
     def received(self, *, state: str | None = None, sender: str | None = None, since: dt.datetime | None = None,
                  unacknowledged: bool | None = None, limit: int | None = None) -> list[InboxItem]:
         """Stored items, oldest first: by the state this agency last reported (``received``, ``03``...),
-        by sender, received since a time (aware), acknowledged or not."""
+        by sender, received since a time (aware), acknowledged or not. Items whose bytes retention
+        dropped (:meth:`Ledger.drop_bodies`) are left out: an item is read from its bytes; their
+        records stay in :meth:`Ledger.received` (``body`` None, ``dropped_at`` set)."""
         rows = self.ledger.received(state=state, sender=sender, since=since, unacknowledged=unacknowledged, limit=limit)
-        return [self.receiver.stored(row) for row in rows]
+        return [self.receiver.stored(row) for row in rows if row.body is not None]
 
     def item(self, sender: str, document_id: str, kind: str = "document") -> InboxItem:
         """A received item by its sender and DocumentId, to read or answer at any time (after a restart)."""
