@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import re
 import subprocess
 from urllib.parse import unquote
@@ -12,12 +13,23 @@ from urllib.parse import unquote
 import aio_pika
 import aiormq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from yarl import URL
 
 from conftest import admin_url, fresh_vhost
-from vbdt.errors import MessageTooLarge, PublishRefused, TransportError
+from vbdt.errors import MessageTooLarge, PublishRefused, TransportError, UsageError
 from vbdt.exchange.amqp import AmqpTransport
-from vbdt.exchange.broker import agency_permissions, definitions, hash_password
+from vbdt.exchange.broker import (
+    MAX_PATTERN,
+    agency_permissions,
+    definitions,
+    exact_alternation,
+    hash_password,
+    host_permissions,
+    host_user,
+    provision_host,
+)
 from vbdt.exchange.routing import routing_key
 from vbdt.exchange.transport import Outgoing, QueueLimits
 
@@ -171,3 +183,54 @@ async def test_over_the_brokers_maximum_size_is_message_too_large_and_the_rest_g
 
 def _ctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True)
+
+
+# -- a host's read pattern: exactly its inboxes, compact enough for the broker's PCRE ----------------
+
+_WORD = st.text(alphabet=st.sampled_from(list("0.1H9.\\|()[]*+?^$x")), min_size=0, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=st.sets(_WORD, min_size=1, max_size=30), probes=st.lists(_WORD, max_size=30))
+def test_exact_alternation_matches_exactly_its_words(words: set[str], probes: list[str]) -> None:
+    pattern = re.compile(f"^{exact_alternation(words)}$")
+    assert all(pattern.match(w) for w in words)
+    # near misses: every prefix and every extension of a word, and random strings
+    for candidate in [*probes, *(w[:i] for w in words for i in range(len(w))), *(w + "x" for w in words)]:
+        assert bool(pattern.match(candidate)) == (candidate in words), candidate
+
+
+def _country_communes() -> list[str]:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    from bench_bulk import plan
+
+    _, _, communes = plan(10_000)  # the generated pre-2025 shape: 10,000 communes
+    return communes
+
+
+def test_a_host_of_a_whole_country_gets_a_pattern_a_broker_compiles() -> None:
+    communes = _country_communes()
+    read = host_permissions(communes)["read"]
+    plain = sum(len(re.escape(f"vbdt.inbox.{c}")) + 1 for c in communes)
+    assert len(read) <= MAX_PATTERN < plain  # a tenth of the plain alternation, which PCRE refuses
+    pattern = re.compile(read)
+    assert all(pattern.match(f"vbdt.inbox.{c}") for c in communes[::97])
+    assert not pattern.match("vbdt.inbox.000.00.00.H14") and not pattern.match(f"vbdt.inbox.{communes[0]}x")
+    with pytest.raises(UsageError, match="split the agencies across several hosts"):
+        host_permissions([f"{c}.{i}" for i, c in enumerate(communes)])
+
+
+def test_rabbitmq_takes_the_pattern_of_a_host_of_10000_agencies() -> None:
+    """The broker compiles what host_permissions gives for 10,000 communes (a plain alternation of
+    1,500 names is refused with "regular expression is too large")."""
+    communes = _country_communes()
+    with fresh_vhost([communes[0]]) as done:
+        url = provision_host("country", communes, vhost=done.vhost)
+        assert url is not None
+        listed = subprocess.run(["rabbitmqctl", "list_user_permissions", host_user(done.vhost, "country"), "--formatter",
+                                 "json"], capture_output=True, text=True, timeout=120, check=True).stdout
+        (permissions,) = json.loads(listed)
+        assert permissions["read"] == host_permissions(communes)["read"] and permissions["write"] == "^$"
