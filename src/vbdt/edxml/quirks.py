@@ -70,7 +70,6 @@ _KIND: dict[object, int] = {
     f"{{{EDXML_NS}}}ContentId": _CONTENT_ID_KIND,
 }
 _KIND[f"{{{EDXML_NS}}}DueDate"] = _DATE_KIND | _OPTIONAL_KIND
-_NOTHING_TO_SEE = frozenset(tag for tag, kind in _KIND.items() if not kind)
 # SOAP header attributes some systems copy onto TraceHeaderList.
 _SOAP_ATTRIBUTES = frozenset({"id", "version", "mustUnderstand", "actor"})
 # Entries that a literal "null" OrganId empties: the entry is dropped, not the package.
@@ -174,7 +173,13 @@ class _Scan:
     __slots__ = ("content_ids", "dates", "empty", "foreign", "kids", "organ_ids", "texts")
 
     def __init__(self, root: etree._Element) -> None:
+        # One loop over each element's children: grouped by tag, and each looked at by kind as it
+        # comes (no second pass over the groups, no set of tags per parent).
         kids: dict[etree._Element, dict[Any, list[etree._Element]]] = {}
+        texts: dict[etree._Element, str] = {}
+        kind_of = _KIND.get
+        foreign = _no_namespace(root.tag)
+        empty = organ_ids = dates = content_ids = False
         todo = [root]
         pop, push = todo.pop, todo.append
         while todo:
@@ -187,38 +192,39 @@ class _Scan:
                     by_tag[tag] = [node]
                 else:
                     same.append(node)
+                kind = kind_of(tag)
                 if len(node):
                     push(node)
-            kids[parent] = by_tag
-        self.kids = kids
-        self.texts: dict[etree._Element, str] = {}
-        texts = self.texts
-        foreign = _no_namespace(root.tag)
-        empty = organ_ids = dates = content_ids = False
-        for by_tag in kids.values():
-            for tag in by_tag.keys() - _NOTHING_TO_SEE:
-                kind = _KIND.get(tag)
-                if kind is None:
-                    foreign = foreign or _no_namespace(tag)  # what root.iter("{}*") finds
-                    continue
-                for node in by_tag[tag]:
-                    if len(node):
+                    if kind:
                         # not empty; but a value whose text is made of its descendants' is looked
                         # at the slow way (a repair before could change a descendant's text)
                         dates = dates or bool(kind & _DATE_KIND)
                         organ_ids = organ_ids or bool(kind & _ORGAN_ID_KIND)
                         content_ids = content_ids or bool(kind & _CONTENT_ID_KIND)
-                        continue
-                    text = node.text
-                    texts[node] = text or ""  # what element_text() gives of a leaf
-                    if kind & _OPTIONAL_KIND and text is None and not node.attrib:
+                    elif kind is None and not foreign:
+                        foreign = _no_namespace(tag)  # what root.iter("{}*") finds
+                    continue
+                if not kind:
+                    if kind is None and not foreign:
+                        foreign = _no_namespace(tag)
+                    continue
+                text = node.text
+                texts[node] = text or ""  # what element_text() gives of a leaf
+                if kind == _OPTIONAL_KIND:  # most leaves looked at: only whether empty
+                    if text is None and not empty and not node.attrib:
                         empty = True
-                    if kind & _DATE_KIND and _date_repaired(text, tag):
-                        dates = True
-                    if kind & _ORGAN_ID_KIND and "." not in (text or ""):
-                        organ_ids = True  # a bare level-1 code or "null": no dot in either
-                    if kind & _CONTENT_ID_KIND and _lacks_cid(text):
-                        content_ids = True
+                    continue
+                if kind & _OPTIONAL_KIND and text is None and not node.attrib:
+                    empty = True
+                if kind & _DATE_KIND and not dates and _date_repaired(text, tag):
+                    dates = True
+                if kind & _ORGAN_ID_KIND and "." not in (text or ""):
+                    organ_ids = True  # a bare level-1 code or "null": no dot in either
+                if kind & _CONTENT_ID_KIND and not content_ids and _lacks_cid(text):
+                    content_ids = True
+            kids[parent] = by_tag
+        self.kids = kids
+        self.texts = texts
         self.foreign, self.empty, self.organ_ids, self.dates, self.content_ids = (
             foreign, empty, organ_ids, dates, content_ids,
         )
