@@ -26,7 +26,9 @@ aio-pika publishing (confirms, persistent) and consuming (manual ack) the same d
 the same receipt bytes, and ``openssl speed rsa2048`` for the two signatures and two verifications
 each document costs; their combined cost per document gives the throughput "the baselines allow
 together" (target, issue 4: >= 60% of it). ``main_process_cpu_ms_per_doc`` is the CPU time of this
-process (event loop and threads; worker processes apart) per document. ``--no-baselines`` runs vbdt
+process (event loop and threads; worker processes apart) per document, ``cpu_ms_per_doc`` that with the
+worker processes' (Linux), to compare with the naive pipeline's ``process_cpu_ms_per_doc``: on a loaded
+machine the CPU a document costs is steadier than the throughput. ``--no-baselines`` runs vbdt
 only (profiling). Prints one JSON object. Needs rabbitmqctl on this host (a vhost is provisioned
 and deleted).
 """
@@ -100,6 +102,17 @@ async def _until(done: Any, timeout: float) -> None:
             await asyncio.sleep(0.005)
 
 
+def _cpu_of(pids: list[int]) -> float:
+    """Seconds of CPU (user + system) the processes ``pids`` used so far (Linux /proc; 0 elsewhere)."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def _documents(directory: Directory, first: int, count: int, what: str) -> list[Document]:
     return [compose(directory, H14, [C1], number=str(i), notation="UBND-VP", type_name="Công văn",
                     subject=f"Văn bản đo {what} số {i}", issued=date.today()) for i in range(first, first + count)]
@@ -141,10 +154,12 @@ async def vbdt_run(urls: dict[str, str], pki: TestPki, ca: Path, directory: Dire
             sent_at[str(doc.document_id)] = time.perf_counter()
             await sender.send(doc)
 
-    start, cpu = time.perf_counter(), time.process_time()
+    await pool.start()
+    start, cpu, workers_cpu = time.perf_counter(), time.process_time(), _cpu_of(pool.pids())
     await asyncio.gather(*(send(doc) for doc in documents))
     await _until(lambda: len(applied) >= n, max(120.0, n * 0.5))
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    workers_cpu = _cpu_of(pool.pids()) - workers_cpu
     saturated = dict(sent_at)
 
     # the same pipeline at half the throughput just measured: open loop, one send every 1/rate s
@@ -180,6 +195,7 @@ async def vbdt_run(urls: dict[str, str], pki: TestPki, ca: Path, directory: Dire
         "docs_per_s": round(n / elapsed, 1),
         "ms_per_doc": round(elapsed * 1000 / n, 3),
         "main_process_cpu_ms_per_doc": round(cpu * 1000 / n, 3),  # the event loop's process (workers apart)
+        "cpu_ms_per_doc": round((cpu + workers_cpu) * 1000 / n, 3),  # with the worker processes'
         "ledger_writes_per_transaction": round(writes / max(transactions, 1), 2),  # group commit, whole run
         "latency_ms": {"p50": round(statistics.median(latencies), 2), "p99": round(latencies[int(0.99 * (n - 1))], 2)},
         "latency_at_half_load_ms": {"documents_per_s": round(rate, 1), "documents": paced,
@@ -275,6 +291,7 @@ def _summary(workers: int, durability: str, runs: list[dict[str, Any]]) -> dict[
         "workers": workers, "durability": durability,
         "docs_per_s": median("docs_per_s"),
         "main_process_cpu_ms_per_doc": median("main_process_cpu_ms_per_doc"),
+        "cpu_ms_per_doc": median("cpu_ms_per_doc"),
         "ledger_writes_per_transaction": median("ledger_writes_per_transaction"),
         "latency_ms": {"p50": median("latency_ms", "p50"), "p99": median("latency_ms", "p99")},
         "latency_at_half_load_ms": {"p50": median("latency_at_half_load_ms", "p50"),

@@ -132,6 +132,32 @@ async def test_a_worker_killed_in_a_job_loses_nothing(tmp_path: Path) -> None:
         await workers.close()
 
 
+async def test_a_job_waiting_behind_one_whose_worker_dies_runs_elsewhere(tmp_path: Path) -> None:
+    workers = Workers(2)
+    try:
+        await workers.start()
+        release = tmp_path / "release"
+        markers = [tmp_path / "first", tmp_path / "second"]
+        running = [asyncio.ensure_future(workers.run(worker_jobs.pid_when_released, str(m), str(release))) for m in markers]
+        for _ in range(6000):
+            if all(m.exists() and m.read_text() for m in markers):
+                break
+            await asyncio.sleep(0.01)
+        # both workers busy: this one waits in the pipe of the first worker, behind its job
+        waiting = asyncio.ensure_future(workers.run(worker_jobs.pid))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        killed = int(markers[0].read_text())
+        os.kill(killed, signal.SIGKILL)
+        release.write_text("go")
+        ran = await asyncio.wait_for(waiting, 60)  # not lost with the worker, nor blamed for its death
+        first, second = await asyncio.wait_for(asyncio.gather(*running), 60)
+        assert killed not in (ran, first, second) and ran in workers.pids()
+        assert workers.restarts == 1 and len(workers.pids()) == 2
+    finally:
+        await workers.close()
+
+
 async def test_a_job_that_kills_its_worker_twice_is_worker_crashed(tmp_path: Path) -> None:
     workers = Workers(2)
     try:

@@ -34,3 +34,8 @@ def die_once(marker: str) -> int:
 def fail(message: str) -> None:
     """A job that raises, as a bug would."""
     raise ValueError(message)
+
+
+def pid() -> int:
+    """The id of the worker process running this job."""
+    return os.getpid()

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import json
+import os
 import secrets
 import threading
 from dataclasses import asdict, dataclass, field
@@ -125,6 +127,27 @@ def claim_stamp(key: tuple[str, str, str, str], stamp: dt.datetime) -> bool:
     return True
 
 
+class _Unique:
+    """A random token per process (drawn again in a forked child) and a counter."""
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self.token = secrets.token_hex(8)
+        self.counter = itertools.count()
+
+
+_UNIQUE = _Unique()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_UNIQUE.reseed)
+
+
+def _unique_suffix() -> str:
+    """Never the same twice in this run of this process, nor in another process (random token)."""
+    return f"{_UNIQUE.token}.{next(_UNIQUE.counter)}"
+
+
 KIND_OF = {
     BusinessDocType.NEW: "document",
     BusinessDocType.REVOKE: "revoke",
@@ -162,8 +185,9 @@ class Reporter:
 
     def entry(self, to: str, document_id: str, code: StatusCode, body: bytes) -> OutboxEntry:
         """The outbox entry of a signed status ``code`` about ``document_id`` to ``to``."""
-        # unique whatever the clock says: microseconds plus a random suffix (the outbox refuses a reused id)
-        unique = f"{dt.datetime.now(dt.UTC).isoformat()}|{secrets.token_hex(8)}"
+        # unique whatever the clock says: microseconds plus this process's random token and a counter
+        # (the outbox refuses a reused id); no system call per message on the event loop
+        unique = f"{dt.datetime.now(dt.UTC).isoformat()}|{_unique_suffix()}"
         me = str(self.me.organ_id)
         return OutboxEntry(message_id("status", document_id, me, code.value, to, unique), document_id, to, "status", body)
 

@@ -167,6 +167,8 @@ class AgencyClient:
         """Make sure the inbox exists and publish whatever the outbox still holds."""
         await self.transport.declare_inbox(self.organ_id)
         await self.workers.start()
+        await self.receiver.warm()  # keys, directory, trust store into each worker process now
+        await self.sender.warm()
         await self.flush()
 
     def serve(self) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator
 
 from vbdt.errors import TransportError
@@ -37,6 +38,7 @@ log = logging.getLogger("vbdt.exchange.inbox")
 _Ready = asyncio.Queue[InboxItem | BaseException | None]
 _Key = tuple[str, str, str]
 _FRESH_MAX = 256
+_SWEEP_EVERY = 1.0  # seconds between looks at the ledger for items no handler handed
 
 
 class Inbox:
@@ -93,19 +95,51 @@ class Inbox:
         for stored in self.ledger.unacknowledged():  # from an earlier run: handed or not, never acknowledged
             if stored.handed or self.ledger.claim_handover(stored.sender, stored.document_id, stored.kind):
                 yield self._item(stored)
+        swept = -_SWEEP_EVERY
         while True:
             self._arrived.clear()
-            for stored in self.ledger.unhanded():
-                if self.ledger.claim_handover(stored.sender, stored.document_id, stored.kind):
-                    yield self._item(stored)
-            if self._ended is not None and not self.ledger.unhanded():
+            # What this process handled since the last round: claimed together (one transaction,
+            # off the event loop when there is a group commit) and handed from the items in hand.
+            fresh = list(self._fresh)
+            if fresh:
+                claimed = await self.outbox.write(functools.partial(self._claim, fresh))
+                for key in fresh:
+                    item = self._fresh.pop(key, None)
+                    if item is not None and key in claimed:
+                        yield item
+            # The ledger itself, for what no handler of this run handed (a handler that failed after
+            # its commit, items dropped from the bounded hand): at once when nothing came in hand,
+            # else once a second, not on every arrival.
+            now = time.monotonic()
+            if not fresh or now - swept >= _SWEEP_EVERY or self._ended is not None:
+                swept = now
+                for stored in self.ledger.unhanded():
+                    # A package whose handler has not returned yet is handed from its item (no second
+                    # parse of the body); should the handler fail, the row is still unhanded next time.
+                    if (stored.sender, stored.document_id, stored.kind) in self.receiver.settling:
+                        continue
+                    if self.ledger.claim_handover(stored.sender, stored.document_id, stored.kind):
+                        yield self._item(stored)
+            if self._ended is not None and not self._fresh and not self.ledger.unhanded():
                 if isinstance(self._ended, EOFError):
                     return  # the transport was closed (or the consumer stopped)
                 raise self._ended
+            if self._fresh:
+                continue  # arrived while the application had the last item
             try:
-                await asyncio.wait_for(self._arrived.wait(), timeout=1.0)
+                await asyncio.wait_for(self._arrived.wait(), timeout=_SWEEP_EVERY)
             except TimeoutError:
                 pass
+
+    def _claim(self, keys: list[_Key]) -> set[_Key]:
+        """Mark packages as handed over; those that were not already."""
+        return {key for key in keys if self.ledger.claim_handover(*key)}
+
+    def _keep(self, item: InboxItem) -> None:
+        """Hold a handled item for :meth:`items`, which hands it over without reading the body again."""
+        self._fresh[(item.sender, item.document_id, item.stored_as)] = item
+        while len(self._fresh) > _FRESH_MAX:  # nobody reading: the ledger keeps them anyway
+            self._fresh.pop(next(iter(self._fresh)))
 
     def _item(self, stored: Incoming) -> InboxItem:
         fresh = self._fresh.pop((stored.sender, stored.document_id, stored.kind), None)
@@ -125,9 +159,6 @@ class Inbox:
                     if isinstance(item, BaseException):
                         raise item
                     failures = 0
-                    self._fresh[(item.sender, item.document_id, item.stored_as)] = item
-                    while len(self._fresh) > _FRESH_MAX:  # nobody reading: the ledger keeps them anyway
-                        self._fresh.pop(next(iter(self._fresh)))
                     self._arrived.set()
                 return  # the transport was closed
             except TransportError as exc:
@@ -151,6 +182,7 @@ class Inbox:
             try:
                 handed = await self.receiver.handle(delivery)
                 if handed is not None:
+                    self._keep(handed)  # before the handler's settling mark is read again by items()
                     await ready.put(handed)
             except TransportError as exc:  # not acked: the broker gives it again, the ledger knows it
                 log.warning("%s: %s left for redelivery: %s", self.organ_id, delivery.message_id, exc)

@@ -82,6 +82,10 @@ class Receiver:
         """(sender, DocumentId, kind) of the packages being stored by a handler that has not returned
         yet: the inbox leaves them to the handler, whose item is the one to hand over (no second read)."""
 
+    async def warm(self) -> None:
+        """Hand what admission takes to the worker processes now, not in the first messages' time."""
+        await self.workers.warm(self.admission, self._answering, self.reporter.key)
+
     def stored(self, stored: Incoming) -> InboxItem:
         """The item for a package the ledger holds (what was signed, read again from the stored bytes);
         :class:`~vbdt.errors.BodyDropped` when retention dropped them."""

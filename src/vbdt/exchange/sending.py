@@ -55,6 +55,10 @@ class Sender:
         self.workers = workers or reporter.workers
         self._sending = Sending(directory, limits)
 
+    async def warm(self) -> None:
+        """Hand what preparing a document takes to the worker processes now, not in the first sends' time."""
+        await self.workers.warm(self._sending, self.key, self.person, self.seal)
+
     def recipients_for(self, to: Sequence[str]) -> list[Organization]:
         """The ``To`` list for agencies and selectors (``ID``, ``ID/*``, ``ID/**:commune``, ``**:province``)."""
         agencies = self.directory.select(*to)
@@ -73,17 +77,17 @@ class Sender:
         # rules, directory: an invalid package would be signed, sent, and refused by every
         # recipient), then the signatures. A repeat of a DocumentId is told by the digest first.
         prepared = await self.workers.prepare(self._sending, self.key, self.person, self.seal, document, self.organ_id)
-        earlier = self.ledger.document(document_id)
-        if earlier is not None:
-            return self._again(earlier, prepared.digest)
-        if prepared.failure is not None:
-            raise prepared.failure.error()
         body = prepared.body
-        assert body is not None
-        digest = prepared.digest
-        if len(body) > self.limits.max_message_bytes:
+        if prepared.failure is not None or body is None or len(body) > self.limits.max_message_bytes:
+            earlier = self.ledger.document(document_id)
+            if earlier is not None:
+                return self._again(earlier, prepared.digest)
+            if prepared.failure is not None:
+                raise prepared.failure.error()
+            assert body is not None
             raise MessageTooLarge(f"the signed package {document_id} has {len(body):,} bytes, over "
                                   f"Limits.max_message_bytes ({self.limits.max_message_bytes:,}): nothing was sent")
+        digest = prepared.digest
         recipients = [str(r.organ_id) for r in document.recipients]
         entries = [OutboxEntry(message_id("document", document_id, r), document_id, r, "document", body) for r in recipients]
         business = document.business
@@ -91,14 +95,22 @@ class Sender:
                             document.due_date, KIND_OF[business.doc_type].replace("document", "new"), business.document_id,
                             digest)
 
-        def record() -> None:
+        def record() -> SentDocument | None:
+            # A repeat of a DocumentId is told in the transaction that would record it (the event loop
+            # does not wait on the ledger for the look-up, and two sends at once cannot both record).
+            earlier = self.ledger.document(document_id)
+            if earlier is not None:
+                return earlier
             self.ledger.record_send(sent, entries)
             if business.doc_type in _CHANGES and business.document_id:
                 # the package itself asks to change the earlier document: its deliveries wait for 15/16
                 self.ledger.request_recall(business.document_id, recipients, f"{KIND_OF[business.doc_type]}: {document_id}")
+            return None
 
         with self.outbox.in_hand(entries):  # recorded, then published by this send, not by a flush too
-            await self.outbox.write(record)
+            earlier = await self.outbox.write(record)
+            if earlier is not None:
+                return self._again(earlier, digest)
             result = await self.outbox.publish(entries, document_id, recipients)
         log.info("%s sent %s to %d recipients (%d unroutable, %d pending)", self.organ_id, document_id, len(recipients),
                  len(result.unroutable), len(result.pending))

@@ -19,7 +19,9 @@ one worker. Processes are started with ``spawn``: an application's main module m
 without side effects (the usual ``if __name__ == "__main__":`` guard).
 
 A worker that dies (killed, out of memory, a crash in a C library) was running one job: each
-worker process has one job at a time. A new process takes its place, and the job is run once more
+worker process runs one job at a time, the oldest it has not answered (a second one, when small,
+waits in its pipe, so that the worker goes on without waiting for the event loop; that one never
+started, and goes back to the queue). A new process takes its place, and the job is run once more
 in a fresh worker: it succeeds if the worker was killed from outside (nothing is lost, nothing is
 refused for it), and raises :class:`~vbdt.errors.WorkerCrashed` if it kills that one too; the
 receiver dead-letters that message with the reason. The jobs of the other workers go on.
@@ -206,19 +208,35 @@ def prepare_job(sending: Sending, key: SigningKey, person: SigningKey | None, se
     from vbdt.edxml.writer import write
     from vbdt.errors import ValidationError
     from vbdt.exchange.sending import content_digest
-    from vbdt.trust.packaging import pack
+    from vbdt.trust.packaging import check_unique_names, pack
+    from vbdt.trust.xmldsig import sign
 
     digest = content_digest(document)
     try:
         if not document.trace or str(document.trace[-1].organ_id) != me:
             trace = [*document.trace, TraceHeader(organ_id=me, timestamp=dt.datetime.now(VIETNAM_TZ))]
             document = Document(**{**document.__dict__, "trace": trace})
-        report = validate(write(document), directory=sending.directory, limits=sending.limits)
+        data = write(document)
+        report = validate(data, directory=sending.directory, limits=sending.limits)
         if not report.valid:
             raise ValidationError(report.findings, source=str(document.document_id))
-        return Prepared(digest, pack(document, key, person=person, seal=seal))
+        if person is not None or seal is not None:  # PDFs to sign first: a new model, written again
+            return Prepared(digest, pack(document, key, person=person, seal=seal))
+        # No PDF to sign: the bytes just validated are what is signed (parsed in C, not the model
+        # written a third time); the same signed bytes as pack() gives.
+        check_unique_names(document.attachments)
+        return Prepared(digest, sign(data, key, limits=sending.limits))
     except VbdtError as exc:  # raised by the caller once it knows the DocumentId is not a repeat
         return Prepared(digest, None, _portable(exc))
+
+
+def warm_job(*values: object) -> None:
+    """Nothing but what taking the contexts costs (keys loaded, the directory read) and, for an
+    admission, its trust store read: paid when the client opens, not by the first messages."""
+    for value in values:
+        trust = getattr(value, "trust", None)
+        if isinstance(trust, Path):
+            _trust(trust)
 
 
 # -- shipping what the jobs need to the worker processes --------------------------------------------
@@ -347,6 +365,8 @@ def _serve(conn: Connection) -> None:
         conn.send_bytes(reply)
 
 
+_DEPTH = 2  # jobs sent to one worker at a time: one running, one waiting in its pipe
+_QUEUED_MAX = 32 * 1024  # bytes: a waiting job fits in the pipe's buffer (64 KiB on Linux)
 _START_ATTEMPTS = 3  # worker processes that die before they are ready, in a row, before giving up
 
 
@@ -362,6 +382,8 @@ class _Job:
     future: asyncio.Future[tuple[bool, Any] | _Missing]
     resend: bool = False
     """Send every context's bytes (the worker said it lacked one)."""
+    queueable: bool = True
+    """Small enough to wait in a busy worker's pipe (a big one would block the event loop on the write)."""
 
 
 class _Process:
@@ -373,13 +395,15 @@ class _Process:
         self.process.start()
         child.close()
         self.ready = False
-        self.job: _Job | None = None
+        self.jobs: deque[_Job] = deque()
+        """Sent to this worker and not answered yet, oldest first: the first is running, the next one
+        (at most :data:`_DEPTH` in all) waits in the pipe so that the worker never waits for the event loop."""
         self.known: set[str] = set()
         """Tokens whose contexts this worker holds (sent to it already)."""
 
 
 class _Pool:
-    """``size`` worker processes, one job in flight in each, read on the event loop (no threads)."""
+    """``size`` worker processes, one job running in each (and one waiting), read on the event loop (no threads)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -420,29 +444,43 @@ class _Pool:
         return await job.future
 
     def _dispatch(self) -> None:
-        for worker in list(self._processes):  # a worker found dead here is replaced in the list
-            if not self._queue:
-                return
-            if not worker.ready or worker.job is not None:
-                continue
+        # Idle workers first, then a second job behind each running one: the worker starts it as soon
+        # as it answers the first, without waiting for the event loop to read the answer.
+        for depth in range(_DEPTH):
+            for worker in list(self._processes):  # a worker found dead here is replaced in the list
+                if not self._queue:
+                    return
+                if worker.ready and len(worker.jobs) == depth:
+                    self._send(worker)
+
+    def _send(self, worker: _Process) -> None:
+        """The next job of the queue to ``worker`` (if it may wait there)."""
+        job = self._queue.popleft()
+        while job.future.done() and self._queue:  # callers cancelled while their jobs waited
             job = self._queue.popleft()
-            while job.future.done() and self._queue:  # callers cancelled while their jobs waited
-                job = self._queue.popleft()
-            if job.future.done():
-                return
-            blobs = tuple(c.blob if job.resend or c.token not in worker.known else None for c in job.contexts)
-            try:
-                data = pickle.dumps((job.job, tuple(c.token for c in job.contexts), blobs, job.args),
-                                    protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:  # arguments that do not pickle: a bug of the caller
-                job.future.set_exception(exc)
-                continue
-            worker.job = job
-            worker.known.update(c.token for c in job.contexts)
-            try:
-                worker.conn.send_bytes(data)  # the worker is idle, reading: this does not wait on it
-            except OSError:
-                self._lost(worker)
+        if job.future.done():
+            return
+        if worker.jobs and not job.queueable:
+            self._queue.appendleft(job)
+            return
+        blobs = tuple(c.blob if job.resend or c.token not in worker.known else None for c in job.contexts)
+        try:
+            data = pickle.dumps((job.job, tuple(c.token for c in job.contexts), blobs, job.args),
+                                protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # arguments that do not pickle: a bug of the caller
+            job.future.set_exception(exc)
+            return
+        if worker.jobs and len(data) > _QUEUED_MAX:  # the pipe could not take it without blocking the loop
+            job.queueable = False
+            self._queue.appendleft(job)
+            return
+        worker.jobs.append(job)
+        worker.known.update(c.token for c in job.contexts)
+        try:
+            # idle, the worker is reading; busy, what waits for it is within the pipe's buffer
+            worker.conn.send_bytes(data)
+        except OSError:
+            self._lost(worker)
 
     def _readable(self, worker: _Process) -> None:
         try:
@@ -456,7 +494,7 @@ class _Pool:
             if all(w.ready for w in self._processes):
                 self._all_ready.set()
         else:
-            job, worker.job = worker.job, None
+            job = worker.jobs.popleft() if worker.jobs else None
             if job is not None and not job.future.done():
                 try:
                     job.future.set_result(pickle.loads(data))
@@ -467,7 +505,14 @@ class _Pool:
     def _lost(self, worker: _Process) -> None:
         """A worker died (or its pipe broke): its job fails with _Died, a new process takes its place."""
         self._forget(worker)
-        job, worker.job = worker.job, None
+        jobs = list(worker.jobs)
+        worker.jobs.clear()
+        # Jobs run one after the other: the oldest unanswered one was running; those behind it never
+        # started, and go back to the front of the queue as they were.
+        for waiting in reversed(jobs[1:]):
+            if not waiting.future.done():
+                self._queue.appendleft(waiting)
+        job = jobs[0] if jobs else None
         if job is not None and not job.future.done():
             job.future.set_exception(_Died(f"worker process {worker.process.pid} died "
                                            f"(exit code {worker.process.exitcode})"))
@@ -515,8 +560,9 @@ class _Pool:
         workers = list(self._processes)
         for worker in workers:
             self._forget(worker)
-            if worker.job is not None and not worker.job.future.done():
-                worker.job.future.set_exception(UsageError("these workers were closed"))
+            for job in worker.jobs:
+                if not job.future.done():
+                    job.future.set_exception(UsageError("these workers were closed"))
         for worker in workers:
             if worker.process.is_alive():  # still in a job: its delivery comes back anyway
                 worker.process.terminate()
@@ -568,6 +614,17 @@ class Workers:
         for them to import vbdt)."""
         if self.processes and not self._closed:
             await self._processes().ready()
+
+    async def warm(self, *values: object) -> None:
+        """Hand ``values`` (what the jobs of a client take: its admission, keys, ...) to every worker
+        process now, so that loading them is not in the time of the first messages. Nothing to do
+        in a thread (one worker)."""
+        if not self.processes or self._closed:
+            return
+        contexts = tuple(self._ship(v) for v in values if v is not None)
+        if any(c.blob is None for c in contexts):  # a key that stays in this process: nothing to send
+            contexts = tuple(c for c in contexts if c.blob is not None)
+        await asyncio.gather(*(self._call(warm_job, contexts) for _ in range(self.size)))
 
     async def admit(self, admission: Admission, body: bytes, *, me: str, publisher: str | None,
                     answering: Answering | None = None, key: SigningKey | None = None) -> Accepted | Refusal:
