@@ -72,6 +72,7 @@ from vbdt.errors import (
     ValidationError,
 )
 from vbdt.exchange.answers import KIND_OF
+from vbdt.exchange.budget import ByteBudget
 from vbdt.exchange.journal import BulkJournal, RecipientState, RunInfo, RunState
 from vbdt.exchange.ledger import Delivered, Ledger, SentDocument
 from vbdt.exchange.outbox import message_id
@@ -91,10 +92,13 @@ GROUP = 100
 receiver reads one of about 30 KB (plus the attachments) whatever the number of recipients."""
 BATCH = 2_000
 """Recipients per :meth:`~vbdt.exchange.transport.Transport.publish_fanout` call (one journal write each)."""
-IN_FLIGHT = 32
-"""Batches whose confirms are awaited at once (a batch is at most :data:`BATCH` recipients of one
-envelope, so usually one :data:`GROUP`: 3,200 copies in flight; each batch's envelope is read from
-the journal when its turn comes)."""
+IN_FLIGHT = 16_000
+"""Copies whose confirms are awaited at once: a directive to every commune is handed to the
+broker whole before the first confirm comes back."""
+IN_FLIGHT_BYTES = 128 << 20
+"""Bytes of envelopes handed to the broker and not confirmed yet: each batch's envelope is read
+from the journal when its turn comes, so a run of a hundred 1.4 MB envelopes (a 1 MB PDF) holds
+about ninety at once, not all of them, in the sender's memory."""
 NO_INBOX = "no inbox on the broker for this agency"
 ARRIVED_OR_LATER = frozenset({DeliveryState.ARRIVED, DeliveryState.ACCEPTED, DeliveryState.ASSIGNED, DeliveryState.PROCESSING,
                               DeliveryState.COMPLETED, DeliveryState.REJECTED, DeliveryState.RECALL_REQUESTED,
@@ -245,9 +249,10 @@ class BulkSender:
 
     def __init__(self, organ_id: str, *, directory: Directory, ledger: Ledger, transport: Transport, journal: BulkJournal,
                  key: SigningKey, person: SigningKey | None, seal: SigningKey | None, limits: Limits,
-                 batch: int = BATCH, in_flight: int = IN_FLIGHT, group: int = GROUP) -> None:
-        if batch < 1 or in_flight < 1 or group < 1:
-            raise UsageError("batch, in_flight and group must be at least 1")
+                 batch: int = BATCH, in_flight: int = IN_FLIGHT, group: int = GROUP,
+                 in_flight_bytes: int = IN_FLIGHT_BYTES) -> None:
+        if batch < 1 or in_flight < 1 or group < 1 or in_flight_bytes < 1:
+            raise UsageError("batch, in_flight, in_flight_bytes and group must be at least 1")
         self.organ_id = organ_id
         self.directory = directory
         self.ledger = ledger
@@ -259,6 +264,7 @@ class BulkSender:
         self.limits = limits
         self.batch = batch
         self.in_flight = in_flight
+        self.in_flight_bytes = in_flight_bytes
         self.group = group
 
     # -- planning --------------------------------------------------------------------------
@@ -417,15 +423,22 @@ class BulkSender:
             if recipient not in missing:
                 by_part.setdefault(parts.get(recipient, 0), []).append(routing_key(recipient))
         ids = {part: message_id("document", document_id, f"bulk{part}" if part else "bulk") for part in by_part}
-        gate = asyncio.Semaphore(self.in_flight)
+        copies, volume = ByteBudget(self.in_flight), ByteBudget(self.in_flight_bytes)
+        size = next(d.size for d in self.journal.documents(run_id) if d.document_id == document_id)
         self._emit(on_event, "publishing", run_id, document_id, counts, started)
 
         async def one(part: int, batch: list[str]) -> None:
-            async with gate:
-                # read when its turn comes: a run holds one envelope per batch in flight, not every part
-                message = Outgoing("", self.journal.body(run_id, document_id, part), ids[part],
-                                   {HEADER_KIND: "document", HEADER_FROM: self.organ_id})
-                outcomes = await self.transport.publish_fanout(message, batch)
+            taken = await copies.acquire(len(batch))  # a batch larger than the budget goes alone
+            try:
+                weight = await volume.acquire(size)
+                try:  # read when its turn comes: only the envelopes in flight are in memory
+                    message = Outgoing("", self.journal.body(run_id, document_id, part), ids[part],
+                                       {HEADER_KIND: "document", HEADER_FROM: self.organ_id})
+                    outcomes = await self.transport.publish_fanout(message, batch)
+                finally:
+                    volume.release(weight)
+            finally:
+                copies.release(taken)
             self._journal_outcomes(run_id, document_id, outcomes, counts)
             self._emit(on_event, "progress", run_id, document_id, counts, started)
 
