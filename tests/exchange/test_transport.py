@@ -251,7 +251,9 @@ async def test_a_full_dead_letter_queue_delays_dead_letters_never_drops_them(kin
             await (await _next(it)).nack(requeue=False)  # the broker dead-letters; vbdt.dead holds one
         with pytest.raises(asyncio.TimeoutError):
             await _next(it, timeout=0.5)  # nothing comes back to the consumer
-        dead = await drain_dead_letters(admin, 3)
+        # the broker retries dead-lettering into the full queue on a timer that backs off: on a
+        # loaded machine the third one took longer than the default 15 s
+        dead = await drain_dead_letters(admin, 3, timeout=90)
         it = b.consume(B).__aiter__()  # the timed-out iterator is closed
         assert sorted(body for body, _ in dead) == [b"<p0/>", b"<p1/>", b"<p2/>"]
         # and an agency's own report into the full queue is refused, the message kept in the inbox
