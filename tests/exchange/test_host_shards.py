@@ -373,3 +373,39 @@ def _first_event(process: subprocess.Popen[str], name: str, timeout: float = 60)
         if record.get("event") == name:
             return record  # type: ignore[no-any-return]
     raise AssertionError(f"no {name!r} event in time: {seen}")
+
+
+async def test_publishing_connections_are_opened_a_few_at_a_time(exchange_pki: Any, example_directory: vbdt.Directory,
+                                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directive to every hosted agency makes each open its publishing connection to answer at
+    once: on a broker of 10,000 inboxes those thousands of handshakes timed out together. The host
+    opens at most OPENING at a time; the others wait, and every answer still arrives."""
+    from vbdt.exchange import host as hosting
+
+    monkeypatch.setattr(hosting, "OPENING", 2)
+    pki, folder = exchange_pki
+    name, _ = _memory()
+    opening = peak = 0
+
+    async def opener(url: str) -> Transport:
+        nonlocal opening, peak
+        if "hosts" in url:
+            return await vbdt.connect(url)
+        opening += 1
+        peak = max(peak, opening)
+        try:
+            await asyncio.sleep(0.05)  # a handshake that takes a while
+            return await vbdt.connect(url)
+        finally:
+            opening -= 1
+
+    got: list[tuple[str, str]] = []
+    province = AgencyClient(H54, transport=await vbdt.connect(f"memory://{H54}@{name}"), ledger=vbdt.SqliteLedger(tmp_path / "p.db"),
+                            key=pki.agencies[H54], trust=folder / "ca.pem", directory=example_directory,
+                            person=pki.signer, seal=pki.agencies[H54])
+    host = AgencyHost(f"memory://{quote(HOST_USER, safe='')}@{name}", _hosted(pki, tmp_path, lambda o: f"memory://{o}@{name}"),
+                      trust=folder / "ca.pem", directory=example_directory, opener=opener,
+                      on_item=lambda c, i: got.append((c.organ_id, i.document_id)))
+    async with province, host:
+        await _send_and_answer(province, host, example_directory, "52", got)
+    assert peak == 2  # five agencies answered; never more than two handshakes at once

@@ -86,6 +86,9 @@ returns, and handed again after a restart when it raises."""
 Opener = Callable[[str], Awaitable[Transport]]
 """Opens the transport of a URL (:func:`~vbdt.exchange.connect.connect` by default)."""
 
+OPENING = 8
+"""Publishing connections a host opens at once (each is a TCP and AMQP handshake and a login the
+broker checks): the others wait, their answers kept in their outboxes meanwhile."""
 DEFAULT_AGENCIES_PER_CONNECTION = 1_000
 """Hosted inboxes read on one connection: well under RabbitMQ's default ``channel_max`` (2,047),
 which the consumer channels, the status probes and the publishing channel share."""
@@ -121,10 +124,11 @@ class HostedAgency:
 class _Publisher:
     """One agency's publishing connection, opened on demand and closed when idle."""
 
-    def __init__(self, organ_id: str, url: str, opener: Opener) -> None:
+    def __init__(self, organ_id: str, url: str, opener: Opener, opening: asyncio.Semaphore) -> None:
         self.organ_id = organ_id
         self.url = url
         self._opener = opener
+        self._opening = opening  # shared by the host's agencies
         self._transport: Transport | None = None
         self._lock = asyncio.Lock()
         self._busy = 0
@@ -142,7 +146,10 @@ class _Publisher:
         try:
             async with self._lock:
                 if self._transport is None:
-                    self._transport = await self._opener(self.url)
+                    # A directive to every hosted agency makes each answer at once: thousands of
+                    # connections opened together time out on the broker; a few at a time get through.
+                    async with self._opening:
+                        self._transport = await self._opener(self.url)
                     log.debug("%s: publishing connection opened", self.organ_id)
                 transport = self._transport
             yield transport
@@ -290,6 +297,7 @@ class AgencyHost:
         self.limits = limits
         policy = reconnect or DEFAULT_RECONNECT
         self._opener: Opener = opener or (lambda u: connect(u, limits=limits, reconnect=policy))
+        self._opening = asyncio.Semaphore(OPENING)
         self.shared: Transport | None = None
         """The first reading connection (the only one up to ``agencies_per_connection`` agencies); None when stopped."""
         self.readers: list[Transport] = []
@@ -320,6 +328,7 @@ class AgencyHost:
         if not isinstance(self._workers, Workers) and self.workers.closed:  # started again after a stop
             self.workers = Workers(self._workers)
         per = self.agencies_per_connection
+        self._opening = asyncio.Semaphore(OPENING)  # of this start's event loop
         try:
             await self._open_readers(-(-len(self.agencies) // per))
             for n, agency in enumerate(self.agencies):
@@ -356,7 +365,7 @@ class AgencyHost:
 
     def _client(self, agency: HostedAgency, shared: Transport) -> AgencyClient:
         ledger = agency.ledger if isinstance(agency.ledger, Ledger) else SqliteLedger(agency.ledger)
-        transport = HostedTransport(agency.organ_id, shared, _Publisher(agency.organ_id, agency.url, self._opener),
+        transport = HostedTransport(agency.organ_id, shared, _Publisher(agency.organ_id, agency.url, self._opener, self._opening),
                                     on_denied=self._fail)
         try:
             return AgencyClient(agency.organ_id, transport=transport, ledger=ledger, key=agency.key, trust=self.trust,
