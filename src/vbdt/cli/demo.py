@@ -284,6 +284,11 @@ async def run_exchange_demo(out_dir: Path, *, amqp_url: str | None = None, echo:
         await asyncio.gather(*tasks, return_exceptions=True)
         for agency in agencies.values():
             await agency.transport.close()
+        if amqp_url:  # the demo's vhost and users go with it: a broker is left as it was found
+            from vbdt.exchange.broker import deprovision
+
+            deprovision("vbdt-demo")
+            echo("     vhost vbdt-demo and its users deleted")
 
     table: dict[str, dict[str, str]] = {}
     echo("8. Delivery states, as each sender's ledger records them (receipts verified before they count):")
