@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -103,19 +102,7 @@ def own_node(base: Path) -> Any:
     sys.path.insert(0, str(ROOT / "tests" / "exchange"))
     import own_broker
 
-    def free_port() -> int:
-        for port in range(17200, 17400, 2):
-            with socket.socket() as a, socket.socket() as b:
-                try:
-                    a.bind(("127.0.0.1", port))
-                    b.bind(("0.0.0.0", port + 1))
-                except OSError:
-                    continue
-                return port
-        raise SystemExit("no free port pair for the benchmark's broker node")
-
-    own_broker._free_port = free_port  # its port range, not the tests'
-    node = own_broker.OwnBroker(base)
+    node = own_broker.OwnBroker(base, ports=range(17200, 17400, 2))  # not the tests' range
     node.start()
     TARGET.port = node.port
     TARGET.admin = RabbitAdmin(node=node.node, env=node.env, ctl=own_broker.CTL)

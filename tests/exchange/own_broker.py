@@ -15,9 +15,12 @@ SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 
 
-def _free_port() -> int:
-    # Below the ephemeral range: RabbitMQ's listener collided with ephemeral ports in that range.
-    for port in range(15700, 16700, 2):
+TEST_PORTS = range(15700, 16700, 2)
+"""Below the ephemeral range: RabbitMQ's listener collided with ephemeral ports in that range."""
+
+
+def _free_port(ports: range = TEST_PORTS) -> int:
+    for port in ports:
         with socket.socket() as a, socket.socket() as b:
             try:
                 a.bind(("127.0.0.1", port))
@@ -31,9 +34,11 @@ def _free_port() -> int:
 class OwnBroker:
     """Start, stop and restart a private RabbitMQ node (data survives a restart)."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, ports: range = TEST_PORTS) -> None:
+        """``ports``: where to look for a free pair (AMQP, distribution), so that nodes started
+        side by side by different suites or benchmarks do not race for the same one."""
         self.base = base
-        self.port = _free_port()
+        self.port = _free_port(ports)
         self.node = f"vbdt-test-{os.getpid()}-{self.port}@localhost"
         base.mkdir(parents=True, exist_ok=True)
         (base / "rabbitmq.conf").write_text(f"listeners.tcp.1 = 127.0.0.1:{self.port}\n")

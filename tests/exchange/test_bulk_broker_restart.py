@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 from pathlib import Path
 
 import pytest
@@ -32,32 +31,9 @@ RECIPIENTS = 300
 BATCH = 10  # 30 batches, two in flight: the stop comes with copies confirmed, in flight and not yet sent
 
 
-class _Node(OwnBroker):
-    """The tests' own node (own_broker.py) on a port pair of this test's range, above the one
-    test_faults.py and the other tests take (15700-16700), below the benchmark's (17200-)."""
-
-    def __init__(self, base: Path) -> None:
-        import own_broker
-
-        taken = own_broker._free_port
-        own_broker._free_port = _free_port
-        try:
-            super().__init__(base)
-        finally:
-            own_broker._free_port = taken
-
-
-def _free_port() -> int:
-    for port in range(17000, 17190, 2):
-        with socket.socket() as a, socket.socket() as b:
-            try:
-                a.bind(("127.0.0.1", port))
-                b.bind(("0.0.0.0", port + 1))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port pair for the test broker")
-
+PORTS = range(17000, 17190, 2)
+"""This test's node: above the ports test_faults.py and the other tests take (15700-16700), below
+the benchmark's (17200-)."""
 
 @pytest.fixture
 def node(tmp_path: Path):  # type: ignore[no-untyped-def]
@@ -65,7 +41,7 @@ def node(tmp_path: Path):  # type: ignore[no-untyped-def]
         if UNDER_CI:
             pytest.fail("rabbitmq-server is not installed (python3 dev.py test installs it)")
         pytest.skip("rabbitmq-server is not installed")
-    broker = _Node(tmp_path / "broker")
+    broker = OwnBroker(tmp_path / "broker", ports=PORTS)
     broker.start()
     yield broker
     broker.stop()
@@ -91,7 +67,7 @@ async def _messages(url: str, organ_ids: list[str]) -> dict[str, int]:
         await transport.close()
 
 
-async def test_broker_restarted_in_the_middle_of_a_bulk_run(node: _Node, tmp_path: Path) -> None:
+async def test_broker_restarted_in_the_middle_of_a_bulk_run(node: OwnBroker, tmp_path: Path) -> None:
     directory = national_directory()  # the 2025 country: 3,321 communes
     sender = PROVINCE
     communes = [str(a.organ_id) for a in directory.select("**:commune")][:RECIPIENTS]

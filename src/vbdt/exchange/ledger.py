@@ -459,19 +459,24 @@ class SqliteLedger(Ledger):
     def record_send(self, document: SentDocument, entries: Sequence[OutboxEntry]) -> None:
         now = _now()
         with self._file.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO documents (document_id, sender, code, subject, promulgated, due_date, kind, replaces, "
-                "created_at, content_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (document.document_id, document.sender, document.code, document.subject, document.promulgated.isoformat(),
-                 document.due_date.isoformat() if document.due_date else None, document.kind, document.replaces, now,
-                 document.content_digest),
-            )
+            self._document(db, document, now)
             self._outbox(db, entries, now)
             for entry in entries:
                 db.execute(
                     "INSERT OR IGNORE INTO deliveries (document_id, recipient, state, updated_at, sent_at) VALUES (?, ?, ?, ?, ?)",
                     (entry.document_id, entry.recipient, DeliveryState.QUEUED.value, now, now),
                 )
+
+    @staticmethod
+    def _document(db: sqlite3.Connection, document: SentDocument, now: str) -> None:
+        """The sent document's row (kept as it is when it exists)."""
+        db.execute(
+            "INSERT OR IGNORE INTO documents (document_id, sender, code, subject, promulgated, due_date, kind, replaces, "
+            "created_at, content_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (document.document_id, document.sender, document.code, document.subject, document.promulgated.isoformat(),
+             document.due_date.isoformat() if document.due_date else None, document.kind, document.replaces, now,
+             document.content_digest),
+        )
 
     def _outbox(self, db: sqlite3.Connection, entries: Sequence[OutboxEntry], now: str) -> None:
         digests: dict[int, str] = {}
@@ -486,13 +491,7 @@ class SqliteLedger(Ledger):
     def record_deliveries(self, document: SentDocument, body: bytes, recipients: Sequence[str]) -> None:
         now = _now()
         with self._file.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO documents (document_id, sender, code, subject, promulgated, due_date, kind, replaces, "
-                "created_at, content_digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (document.document_id, document.sender, document.code, document.subject, document.promulgated.isoformat(),
-                 document.due_date.isoformat() if document.due_date else None, document.kind, document.replaces, now,
-                 document.content_digest),
-            )
+            self._document(db, document, now)
             digest = self._body(db, body)
             db.execute("INSERT OR IGNORE INTO document_bodies (document_id, digest) VALUES (?, ?)",
                        (document.document_id, digest))
