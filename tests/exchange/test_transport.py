@@ -104,6 +104,8 @@ async def test_unacked_message_is_redelivered_after_the_consumer_goes(pair) -> N
     first = await _next(it)
     assert not first.redelivered
     await it.aclose()  # the consumer dies without acking
+    with pytest.raises(TransportError):  # its tag died with its channel: an error, promptly, never a hang
+        await asyncio.wait_for(first.ack(), 10)
     it2 = b.consume(B).__aiter__()
     again = await _next(it2)
     assert again.message_id == "m-3" and again.redelivered

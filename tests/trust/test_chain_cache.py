@@ -77,3 +77,28 @@ def test_a_cached_verdict_never_outlives_the_moment_asked_about(exchange_pki: An
     with pytest.raises(vbdt.CertificateRejected, match="expired or not yet valid"):  # and not cached as valid after
         verify(body, trust=store, directory=example_directory, at=short.certificate.not_valid_after_utc + dt.timedelta(hours=1))
     assert store.cache_info().misses == 3
+
+
+def test_a_province_keeps_every_signer_of_its_communes_cached(
+        exchange_pki: Any, example_directory: vbdt.Directory, dsig_backend: Any) -> None:
+    """Receipts from a province's hundreds of communes (thousands for a national directive): each
+    signer's certificate, name, chain verdict and loaded key are kept, not evicted after 32 or 256
+    signers and rebuilt for every message (found by the 10,000-receiver benchmark)."""
+    from vbdt.trust import xmldsig
+
+    pki, folder = exchange_pki
+    store = TrustStore(TrustStore.from_pem(folder / "ca.pem").anchors)
+    signers = [issue_certificate(pki.intermediate, f"Văn thư {n}", organ_id=H54, kind="ec") for n in range(300)]
+    bodies = [sign(_document(example_directory, str(n)), key) for n, key in enumerate(signers)]
+    for _ in range(2):
+        for body, key in zip(bodies, signers, strict=True):
+            assert check_signature(parse_xml(body), trust=store).verdict.leaf == key.certificate
+    assert (store.cache_info().misses, store.cache_info().hits) == (300, 300)  # one chain built per signer
+    texts = {"".join(t.split()) for body in bodies for t in parse_xml(body).getroot().xpath(
+        "//*[local-name()='X509Certificate'][1]/text()")}
+    assert texts <= set(xmldsig._CERTS)  # decoded once each, all still held
+    if dsig_backend.name == "xmlsec":
+        assert len(dsig_backend._public) >= 300  # every signer's key loaded once, still loaded
+        for n, key in enumerate(signers):
+            sign(_document(example_directory, f"r{n}"), key, backend=dsig_backend)
+        assert all(dsig_backend._keys.get(id(key.private_key)) for key in signers)  # a host signing for each

@@ -216,12 +216,21 @@ class AmqpDelivery(Delivery):
             closed = True
         if closed:
             raise TransportError(f"{what}: the channel of this delivery is closed; the broker will deliver it again")
+        # An ack has no answer: it waits only for its frame to reach the socket, which a busy broker
+        # (flow control) or a busy process can delay for long. Timing it out would free a prefetch
+        # slot for a message the broker still counts as unacked; wait instead while the channel lives.
+        settling = asyncio.ensure_future(self._message.ack() if requeue is None else self._message.nack(requeue=requeue))
+        closing = self._message.channel.closing
         try:
-            async with asyncio.timeout(_SETTLE_TIMEOUT):
-                if requeue is None:
-                    await self._message.ack()
-                else:
-                    await self._message.nack(requeue=requeue)
+            await asyncio.wait({settling, closing}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            settling.cancel()
+            raise
+        if not settling.done():
+            settling.cancel()
+            raise TransportError(f"{what}: the channel of this delivery closed; the broker will deliver it again")
+        try:
+            settling.result()
         except _MAPPED as exc:
             raise _explain(exc, what) from None
 

@@ -163,7 +163,7 @@ class TrustStore:
     """
 
     def __init__(self, anchors: Iterable[x509.Certificate], crls: Iterable[x509.CertificateRevocationList] = (), *,
-                 cache_ttl: dt.timedelta = dt.timedelta(hours=1), cache_size: int = 4096) -> None:
+                 cache_ttl: dt.timedelta = dt.timedelta(hours=1), cache_size: int = 16_384) -> None:
         self.anchors = list(anchors)
         if not self.anchors:
             raise CertificateRejected("no trust anchors: nothing can be trusted")

@@ -502,6 +502,11 @@ def _digests(legacy_sha1: bool) -> frozenset[str]:
 # -- python-xmlsec --------------------------------------------------------------------------------
 
 
+# Keys kept loaded in libxmlsec1 (a few KB each): a host signs for thousands of agencies and a
+# province verifies receipts from thousands of signers; a smaller cache reloaded a key per message.
+_KEYS_KEPT = 16_384
+
+
 class XmlsecBackend:
     """python-xmlsec (libxmlsec1 on OpenSSL): signs and checks in C, on the tree lxml built."""
 
@@ -661,7 +666,7 @@ class XmlsecBackend:
         loaded = self._xmlsec.Key.from_memory(public, self._xmlsec.constants.KeyDataFormatPem)
         with self._lock:
             self._public[public] = loaded
-            while len(self._public) > 256:
+            while len(self._public) > _KEYS_KEPT:
                 self._public.popitem(last=False)
         return loaded
 
@@ -684,7 +689,7 @@ class XmlsecBackend:
         with self._lock:
             # the entry keeps the key object alive, so its id is not reused while cached
             self._keys[id(key.private_key)] = (key.private_key, loaded)
-            while len(self._keys) > 32:
+            while len(self._keys) > _KEYS_KEPT:
                 self._keys.popitem(last=False)
         return loaded
 

@@ -534,7 +534,7 @@ def _keyinfo_certificates(signature: etree._Element, limits: Limits) -> list[x50
                 raise CertificateRejected(f"KeyInfo certificate {index + 1} cannot be read: {exc}") from None
             with _CERTS_LOCK:
                 _CERTS[text] = cert
-                while len(_CERTS) > 256:
+                while len(_CERTS) > _CERTS_KEPT:
                     _CERTS.popitem(last=False)
         certs.append(cert)
     return certs
@@ -543,6 +543,7 @@ def _keyinfo_certificates(signature: etree._Element, limits: Limits) -> list[x50
 # A sender's certificates come with each of its packages: decoded and checked readable once (a
 # certificate is immutable; a refused one is never kept). Nothing here is a trust decision.
 _CERTS: OrderedDict[str, x509.Certificate] = OrderedDict()
+_CERTS_KEPT = 16_384  # a province verifies receipts from thousands of communes: one entry each, a few KB
 _CERTS_LOCK = threading.Lock()
 
 
@@ -558,7 +559,7 @@ def _subject(cert: x509.Certificate) -> str:
     with _CERTS_LOCK:
         # the entry keeps the certificate alive, so its id is not reused while cached
         _SUBJECTS[id(cert)] = (cert, subject)
-        while len(_SUBJECTS) > 256:
+        while len(_SUBJECTS) > _CERTS_KEPT:
             _SUBJECTS.popitem(last=False)
     return subject
 
