@@ -39,6 +39,7 @@ _Ready = asyncio.Queue[InboxItem | BaseException | None]
 _Key = tuple[str, str, str]
 _FRESH_MAX = 256
 _SWEEP_EVERY = 1.0  # seconds between looks at the ledger for items no handler handed
+_SWEEP_IDLE = 30.0  # the longest pause between looks while nothing happens (a host idles thousands)
 
 
 class Inbox:
@@ -96,6 +97,7 @@ class Inbox:
             if stored.handed or self.ledger.claim_handover(stored.sender, stored.document_id, stored.kind):
                 yield self._item(stored)
         swept = -_SWEEP_EVERY
+        pause = _SWEEP_EVERY  # doubles while rounds find nothing: an idle inbox costs (almost) nothing
         while True:
             self._arrived.clear()
             # What this process handled since the last round: claimed together (one transaction,
@@ -111,6 +113,7 @@ class Inbox:
             # its commit, items dropped from the bounded hand): at once when nothing came in hand,
             # else once a second, not on every arrival.
             now = time.monotonic()
+            found = bool(fresh)
             if not fresh or now - swept >= _SWEEP_EVERY or self._ended is not None:
                 swept = now
                 for stored in self.ledger.unhanded():
@@ -118,16 +121,18 @@ class Inbox:
                     # parse of the body); should the handler fail, the row is still unhanded next time.
                     if (stored.sender, stored.document_id, stored.kind) in self.receiver.settling:
                         continue
+                    found = True
                     if self.ledger.claim_handover(stored.sender, stored.document_id, stored.kind):
                         yield self._item(stored)
+            pause = _SWEEP_EVERY if found else min(pause * 2, _SWEEP_IDLE)
             if self._ended is not None and not self._fresh and not self.ledger.unhanded():
                 if isinstance(self._ended, EOFError):
                     return  # the transport was closed (or the consumer stopped)
                 raise self._ended
             if self._fresh:
                 continue  # arrived while the application had the last item
-            try:
-                await asyncio.wait_for(self._arrived.wait(), timeout=_SWEEP_EVERY)
+            try:  # every handled delivery wakes it, whatever became of it (see _feed)
+                await asyncio.wait_for(self._arrived.wait(), timeout=pause)
             except TimeoutError:
                 pass
 
@@ -186,6 +191,7 @@ class Inbox:
                     await ready.put(handed)
             except TransportError as exc:  # not acked: the broker gives it again, the ledger knows it
                 log.warning("%s: %s left for redelivery: %s", self.organ_id, delivery.message_id, exc)
+                self._arrived.set()  # it may be stored all the same: items() looks at the ledger now
             except Exception as exc:  # the ledger failing, or a bug: stop and tell the application (not acked)
                 log.exception("%s: %s failed", self.organ_id, delivery.message_id)
                 await ready.put(exc)

@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = ["Outbox", "SendResult", "attempt_message_id", "message_id"]
 
+_IDLE_LOOK = 30.0  # seconds: the longest pause between looks at an empty outbox
+
 log = logging.getLogger("vbdt.exchange.outbox")
 
 T = TypeVar("T")
@@ -75,6 +77,7 @@ class Outbox:
         self.commits = commits
         """When given, the hot writes (records, confirms) share transactions with concurrent ones."""
         self._in_hand: set[str] = set()  # message ids being published by this process: flush leaves them
+        self._stranded = asyncio.Event()  # a publish left something pending: keep_flushing looks again soon
 
     @contextlib.contextmanager
     def in_hand(self, entries: Sequence[OutboxEntry]) -> Iterator[None]:
@@ -120,6 +123,8 @@ class Outbox:
                 failed[entry.recipient] = str(error)
             else:
                 pending[entry.recipient] = str(error)
+        if pending:
+            self._stranded.set()
         return SendResult(document_id, recipients, unroutable, pending, failed)
 
     async def record_and_publish(self, entries: Sequence[OutboxEntry], document_id: str, recipients: list[str]) -> SendResult:
@@ -147,12 +152,28 @@ class Outbox:
             return SendResult("", [])
         return await self.publish(entries, "", [e.recipient for e in entries])
 
-    async def keep_flushing(self, every: float = 2.0) -> None:
-        """Publish what an outage left in the outbox (receipts included) as soon as the broker is back."""
+    async def keep_flushing(self, every: float = 2.0, idle: float = _IDLE_LOOK) -> None:
+        """Publish what an outage left in the outbox (receipts included) as soon as the broker is back:
+        every ``every`` seconds while something is pending; while nothing is, the ledger is looked at
+        less and less often (up to every ``idle`` seconds: a host runs thousands of agencies), and a
+        publish that leaves something pending brings the pace back at once."""
+        loop = asyncio.get_running_loop()
+        pause = every
         while True:
-            await asyncio.sleep(every)
-            if self.ledger.pending():
+            deadline = loop.time() + pause
+            while (left := deadline - loop.time()) > 0:
                 try:
-                    await self.flush()
-                except TransportError as exc:
-                    log.warning("%s: outbox not flushed yet: %s", self.organ_id, exc)
+                    await asyncio.wait_for(self._stranded.wait(), timeout=left)
+                except TimeoutError:
+                    break
+                self._stranded.clear()  # left pending just now: look again `every` from now at the latest
+                pause = every
+                deadline = min(deadline, loop.time() + every)
+            if not self.ledger.pending():
+                pause = min(pause * 2, idle)
+                continue
+            pause = every
+            try:
+                await self.flush()
+            except TransportError as exc:
+                log.warning("%s: outbox not flushed yet: %s", self.organ_id, exc)

@@ -1,0 +1,57 @@
+"""The receiving loop's looks at the ledger (for items no handler handed): once a second while things
+happen, less and less often while nothing does — a host idles thousands of inboxes, and at one look
+a second each, ten idle hosts of 1,000 agencies burned most of a core between them."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import vbdt
+from conftest import EXCHANGE_AGENCIES, H54, H54_DISTRICT
+from vbdt.cli.demo import compose
+from vbdt.exchange import inbox as inbox_module
+from vbdt.exchange.client import AgencyClient
+from vbdt.exchange.ledger import Incoming, SqliteLedger
+from vbdt.exchange.memory import MemoryBroker
+
+
+class LookingLedger(SqliteLedger):
+    """A real ledger that counts the receiving loop's looks for unhanded items."""
+
+    looks = 0
+
+    def unhanded(self) -> list[Incoming]:
+        self.looks += 1
+        return super().unhanded()
+
+
+async def test_an_idle_inbox_looks_less_and_less_often_and_an_arrival_is_handed_at_once(
+        monkeypatch: pytest.MonkeyPatch, exchange_pki: Any, example_directory: vbdt.Directory, tmp_path: Path) -> None:
+    monkeypatch.setattr(inbox_module, "_SWEEP_EVERY", 0.01)  # the production pace (1 s … 30 s), a hundred times faster
+    monkeypatch.setattr(inbox_module, "_SWEEP_IDLE", 0.16)
+    pki, folder = exchange_pki
+    broker = MemoryBroker()
+    broker.provision(EXCHANGE_AGENCIES)
+    ledger = LookingLedger(tmp_path / "district.db")
+    common = {"trust": folder / "ca.pem", "directory": example_directory}
+    async with AgencyClient(H54_DISTRICT, transport=broker.connect(H54_DISTRICT), ledger=ledger,
+                            key=pki.agencies[H54_DISTRICT], **common) as district, \
+            AgencyClient(H54, transport=broker.connect(H54), ledger=SqliteLedger(tmp_path / "province.db"),
+                         key=pki.agencies[H54], person=pki.signer, seal=pki.agencies[H54], **common) as province:
+        items = district.inbox().__aiter__()
+        waiting = asyncio.ensure_future(items.__anext__())
+        await asyncio.sleep(1.0)
+        # 0.01 + 0.02 + 0.04 + 0.08, then every 0.16 s: about 9 looks, where a fixed pace made 100
+        assert 5 <= ledger.looks <= 14
+        document = compose(example_directory, H54, [H54_DISTRICT], number="7", notation="UBND-VP", type_name="Công văn",
+                           subject="Về việc thử nhịp nhìn sổ", issued=date.today())
+        sent = await province.send(document)
+        # handed when it is handled, not at the next idle look
+        item = await asyncio.wait_for(waiting, 10)
+        assert item.document_id == sent.document_id
+        await item.ack()
