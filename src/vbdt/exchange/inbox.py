@@ -111,7 +111,7 @@ class Inbox:
                         yield item
             # The ledger itself, for what no handler of this run handed (a handler that failed after
             # its commit, items dropped from the bounded hand): at once when nothing came in hand,
-            # else once a second, not on every arrival.
+            # else once a second, not on every arrival; while rounds find nothing, less and less often.
             now = time.monotonic()
             found = bool(fresh)
             if not fresh or now - swept >= _SWEEP_EVERY or self._ended is not None:
