@@ -93,6 +93,34 @@ def test_users_are_named_per_vhost_and_existing_passwords_are_kept() -> None:
             assert deprovision(other) == [f"{other}/{A}"]  # only that vhost's users
 
 
+def test_a_large_provisioning_is_imported_a_chunk_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of quorum inboxes in one definitions import outlast rabbitmqctl; each chunk is its
+    own import, and together they make the same vhost, users, inboxes and bindings as one would."""
+    from vbdt.exchange import broker as provisioning
+    from vbdt.exchange.rabbitadmin import RabbitAdmin
+
+    imports: list[int] = []
+    real = RabbitAdmin.import_definitions
+
+    def counted(self: RabbitAdmin, document: dict[str, object]) -> None:
+        imports.append(len(document["queues"]) - 1)  # type: ignore[arg-type]  # the dead-letter queue is in each
+        real(self, document)
+
+    monkeypatch.setattr(provisioning, "IMPORT_CHUNK", 2)
+    monkeypatch.setattr(RabbitAdmin, "import_definitions", counted)
+    agencies = [f"000.00.{n:02d}.H14" for n in range(1, 6)]
+    with fresh_vhost(agencies) as done:
+        assert imports == [2, 2, 1] and set(done.urls) == set(agencies)
+        listed = json.loads(subprocess.run(["rabbitmqctl", "list_bindings", "-p", done.vhost, "--formatter", "json", "-q"],
+                                           capture_output=True, text=True, check=True, timeout=120).stdout)
+        bound = {b["routing_key"] for b in listed if b["source_name"] == "vbdt.exchange"}
+        assert {routing_key(o) for o in agencies} <= bound
+        for organ_id in agencies:  # every user was made, with the password returned
+            asyncio.run(_works(done.urls[organ_id]))
+        again = provisioning.provision(agencies, vhost=done.vhost)
+        assert sorted(again.existing) == sorted(agencies) and again.urls == {}
+
+
 async def _works(url: str) -> None:
     transport = await AmqpTransport.connect(url, declare=False)
     await transport.close()

@@ -1,7 +1,7 @@
 """RabbitMQ's administration, the few operations provisioning needs, through rabbitmqctl or the management API.
 
-Each operation is one call however many agencies there are: one ``import_definitions`` creates
-every user, queue and binding; one ``list_users`` reads the users; one call deletes many users
+Each operation is one call for many agencies: one ``import_definitions`` creates the users, queues
+and bindings of up to :data:`vbdt.exchange.broker.IMPORT_CHUNK` agencies; one ``list_users`` reads the users; one call deletes many users
 (the management API's ``bulk-delete``, or one ``rabbitmqctl eval``). Starting rabbitmqctl costs an
 Erlang VM, about a second; a call per agency would make provisioning a province take minutes.
 """
