@@ -36,8 +36,10 @@ async def test_an_idle_outbox_is_looked_at_less_and_less_often(tmp_path: Path) -
     flusher = asyncio.create_task(Outbox(A, broker.connect(A), ledger).keep_flushing(every=0.01, idle=0.16))
     await asyncio.sleep(1.0)
     flusher.cancel()
+    await asyncio.gather(flusher, return_exceptions=True)
     # 0.01 + 0.02 + 0.04 + 0.08, then every 0.16 s: about 9 looks, where a fixed pace made 100
-    assert 5 <= ledger.looks <= 14
+    # (each pause counts from the last look: a stalled loop makes fewer, never a burst)
+    assert 3 <= ledger.looks <= 14
 
 
 async def test_a_publish_left_pending_is_retried_at_once_pace_even_after_a_long_idle(tmp_path: Path) -> None:

@@ -113,6 +113,23 @@ async def test_unacked_message_is_redelivered_after_the_consumer_goes(pair) -> N
     await it2.aclose()
 
 
+async def test_settling_leaves_nothing_behind_on_the_channel() -> None:
+    """A consumer's channel lives for days: each ack once hung an observer on it (aiormq's
+    ``channel.closing`` makes a new future per read, attached until the channel closes), about
+    1 KB per message. The ack now waits on the consumer's own "lost" event and drops its watcher."""
+    async with open_pair("amqp") as (a, b, _):
+        assert all(o.ok for o in await a.publish_many([Outgoing(routing_key(B), b"<m/>", f"k-{i}") for i in range(200)]))
+        it = b.consume(B, prefetch=50).__aiter__()
+        first = await _next(it)
+        raw = first._message.channel  # type: ignore[attr-defined]
+        attached = len(raw._closing._callbacks)  # aiormq's and asyncio's internals: what the observers hung on
+        await first.ack()
+        for _ in range(199):
+            await (await _next(it)).ack()
+        assert len(raw._closing._callbacks) <= attached + 2
+        await it.aclose()
+
+
 async def test_poison_message_is_dead_lettered_after_the_delivery_limit(pair) -> None:  # type: ignore[no-untyped-def]
     a, b, admin = pair
     await a.publish(Outgoing(routing_key(B), b"<poison/>", "m-4"))

@@ -102,3 +102,23 @@ def test_a_province_keeps_every_signer_of_its_communes_cached(
         for n, key in enumerate(signers):
             sign(_document(example_directory, f"r{n}"), key, backend=dsig_backend)
         assert all(dsig_backend._keys.get(id(key.private_key)) for key in signers)  # a host signing for each
+
+
+def test_certificates_kept_before_the_chain_is_checked_are_bounded_in_size(
+        exchange_pki: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """KeyInfo certificates are remembered before their chain is validated: a peer sending
+    certificates of its own making (large ones, many of them) must not grow the cache without bound."""
+    from vbdt.trust import xmldsig
+
+    pki, _ = exchange_pki
+    cert = pki.agencies[H54].certificate
+    monkeypatch.setattr(xmldsig, "_CERTS", xmldsig.OrderedDict())
+    monkeypatch.setattr(xmldsig, "_certs_held", [0])
+    monkeypatch.setattr(xmldsig, "_CERTS_BYTES", 100_000)
+    xmldsig._keep_certificate("A" * (xmldsig._CERT_TEXT_KEPT + 1), cert)  # larger than any real certificate
+    assert not xmldsig._CERTS
+    for n in range(100):
+        xmldsig._keep_certificate(f"{n:05d}" + "B" * 4_000, cert)
+    assert xmldsig._certs_held[0] <= 100_000 and len(xmldsig._CERTS) == 100_000 // 4_005
+    assert xmldsig._certs_held[0] == sum(len(t) for t in xmldsig._CERTS)  # the newest kept, the oldest gone
+    assert f"{99:05d}" + "B" * 4_000 in xmldsig._CERTS and f"{0:05d}" + "B" * 4_000 not in xmldsig._CERTS

@@ -100,7 +100,8 @@ DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 _IN_FLIGHT = 512  # confirms outstanding at once per transport
 _CONFIRM_TIMEOUT = 30.0
 _REPLAY_SCAN = 10_000  # dead letters looked through for the one to replay
-_SETTLE_TIMEOUT = 10.0
+_SETTLE_TIMEOUT = 10.0  # waiting for the broker to say why it closed a channel
+_SETTLE_LIMIT = 300.0  # an ack's frame not on the socket after this: the channel is as good as gone
 _FANOUT_CONFIRM_TIMEOUT = 300.0  # one publish to thousands of quorum inboxes is confirmed when all have it
 _BCC_BYTES = 60_000  # routing keys in one BCC header: well inside a content-header frame (frame_max 128 KiB)
 _PROBES = 4  # channels looking for inboxes at once
@@ -193,9 +194,10 @@ def _publish_error(exc: BaseException, message: Outgoing, transport: AmqpTranspo
 class AmqpDelivery(Delivery):
     """A message from a RabbitMQ inbox."""
 
-    def __init__(self, transport: AmqpTransport, message: AbstractIncomingMessage) -> None:
+    def __init__(self, transport: AmqpTransport, message: AbstractIncomingMessage, lost: asyncio.Event | None = None) -> None:
         self._transport = transport
         self._message = message
+        self._lost = lost or asyncio.Event()  # set when the consumer's channel or connection goes
         self.body = message.body
         self.message_id = message.message_id or ""
         self.routing_key = message.routing_key or ""
@@ -214,21 +216,24 @@ class AmqpDelivery(Delivery):
             closed = self._message.channel.is_closed
         except _MAPPED:  # aio-pika raises instead of answering when the channel is gone
             closed = True
-        if closed:
+        if closed or self._lost.is_set():
             raise TransportError(f"{what}: the channel of this delivery is closed; the broker will deliver it again")
         # An ack has no answer: it waits only for its frame to reach the socket, which a busy broker
-        # (flow control) or a busy process can delay for long. Timing it out would free a prefetch
-        # slot for a message the broker still counts as unacked; wait instead while the channel lives.
+        # (flow control) or a busy process can delay for long. A short timeout freed prefetch slots
+        # for messages the broker still counted unacked; wait while the channel lives, within a bound.
         settling = asyncio.ensure_future(self._message.ack() if requeue is None else self._message.nack(requeue=requeue))
-        closing = self._message.channel.closing
+        watcher = asyncio.ensure_future(self._lost.wait())
         try:
-            await asyncio.wait({settling, closing}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({settling, watcher}, timeout=_SETTLE_LIMIT, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            settling.cancel()
+            _abandon(settling)
             raise
-        if not settling.done():
-            settling.cancel()
-            raise TransportError(f"{what}: the channel of this delivery closed; the broker will deliver it again")
+        finally:
+            watcher.cancel()
+        if settling not in done:
+            _abandon(settling)
+            gone = "closed" if self._lost.is_set() else f"did not take it in {_SETTLE_LIMIT:g} s"
+            raise TransportError(f"{what}: the channel of this delivery {gone}; the broker will deliver it again")
         try:
             settling.result()
         except _MAPPED as exc:
@@ -567,7 +572,7 @@ class AmqpTransport(Transport):
                     raise
                 if message is None:
                     return
-                yield AmqpDelivery(self, message)
+                yield AmqpDelivery(self, message, lost)
         finally:
             connection.close_callbacks.discard(on_lost)
             try:
@@ -702,6 +707,12 @@ class AmqpTransport(Transport):
         async with self._reconnecting:  # not while a reconnection swaps the connection
             with contextlib.suppress(*_MAPPED):
                 await self._connection.close()  # closing a dead connection is not an error
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
+    """Cancel a task given up on; an error it ends with anyway is read, not reported as unretrieved."""
+    task.cancel()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 async def _next_or_lost(iterator: Any, lost: asyncio.Event, organ_id: str) -> AbstractIncomingMessage | None:

@@ -102,7 +102,11 @@ class Outbox:
     async def publish(self, entries: Sequence[OutboxEntry], document_id: str, recipients: list[str]) -> SendResult:
         """Publish recorded entries concurrently; record confirms, unroutables and refusals."""
         with self.in_hand(entries):
-            outcomes = await self.transport.publish_many([self.outgoing(e) for e in entries])
+            try:
+                outcomes = await self.transport.publish_many([self.outgoing(e) for e in entries])
+            except BaseException:  # cancelled (a caller's timeout) or failed: recorded, maybe not published
+                self._stranded.set()
+                raise
         confirmed = [o.message.message_id for o in outcomes if o.ok]
         if confirmed:
             await self.write(lambda: self.ledger.published(confirmed))

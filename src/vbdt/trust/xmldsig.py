@@ -532,18 +532,35 @@ def _keyinfo_certificates(signature: etree._Element, limits: Limits) -> list[x50
                 cert.public_key()
             except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm) as exc:
                 raise CertificateRejected(f"KeyInfo certificate {index + 1} cannot be read: {exc}") from None
-            with _CERTS_LOCK:
-                _CERTS[text] = cert
-                while len(_CERTS) > _CERTS_KEPT:
-                    _CERTS.popitem(last=False)
+            _keep_certificate(text, cert)
         certs.append(cert)
     return certs
 
 
 # A sender's certificates come with each of its packages: decoded and checked readable once (a
 # certificate is immutable; a refused one is never kept). Nothing here is a trust decision.
+# Filled before the chain is validated, so bounded against a peer sending certificates of its own
+# making: by count (a province verifies receipts from thousands of communes, a few KB each), by
+# total size, and no certificate larger than a real one is kept.
 _CERTS: OrderedDict[str, x509.Certificate] = OrderedDict()
-_CERTS_KEPT = 16_384  # a province verifies receipts from thousands of communes: one entry each, a few KB
+_CERTS_KEPT = 16_384
+_CERTS_BYTES = 48 * 1024 * 1024  # of base64 text; the parsed objects take about as much again
+_CERT_TEXT_KEPT = 16 * 1024  # a 4096-bit RSA certificate with long names is under 3 KB of base64
+_certs_held = [0]  # bytes of base64 text in _CERTS
+
+
+def _keep_certificate(text: str, cert: x509.Certificate) -> None:
+    """Remember a readable certificate by its base64 text, within the bounds above."""
+    if len(text) > _CERT_TEXT_KEPT:
+        return
+    with _CERTS_LOCK:
+        if text in _CERTS:
+            return
+        _CERTS[text] = cert
+        _certs_held[0] += len(text)
+        while len(_CERTS) > _CERTS_KEPT or _certs_held[0] > _CERTS_BYTES:
+            gone, _ = _CERTS.popitem(last=False)
+            _certs_held[0] -= len(gone)
 _CERTS_LOCK = threading.Lock()
 
 
