@@ -80,3 +80,47 @@ async def test_an_arrival_is_handed_when_handled_not_at_the_next_look(
             await item.ack()
             waiting = asyncio.ensure_future(items.__anext__())
         waiting.cancel()
+
+
+async def test_after_a_crash_only_the_item_the_application_saw_comes_back_as_redelivered(
+        exchange_pki: Any, example_directory: vbdt.Directory, tmp_path: Path) -> None:
+    """Items that arrived together are claimed one by one as they are handed: claimed together, a
+    crash after the first would have marked the others handed, and they would come back flagged
+    ``redelivered`` although the application never saw them (the DMS example caught it)."""
+    pki, folder = exchange_pki
+    broker = MemoryBroker()
+    broker.provision(EXCHANGE_AGENCIES)
+    common = {"trust": folder / "ca.pem", "directory": example_directory}
+
+    def district_client() -> AgencyClient:
+        return AgencyClient(H54_DISTRICT, transport=broker.connect(H54_DISTRICT), ledger=SqliteLedger(tmp_path / "d.db"),
+                            key=pki.agencies[H54_DISTRICT], **common)
+
+    def document(number: str) -> vbdt.Document:
+        return compose(example_directory, H54, [H54_DISTRICT], number=number, notation="UBND-VP", type_name="Công văn",
+                       subject=f"Về việc số {number}", issued=date.today())
+
+    async with AgencyClient(H54, transport=broker.connect(H54), ledger=SqliteLedger(tmp_path / "p.db"),
+                            key=pki.agencies[H54], person=pki.signer, seal=pki.agencies[H54], **common) as province:
+        async with district_client() as district:
+            items = district.inbox().__aiter__()
+            await province.send(document("1"))
+            first = await asyncio.wait_for(items.__anext__(), 20)
+            await province.send(document("2"))
+            await province.send(document("3"))
+            for _ in range(400):  # both stored and waiting in hand while the application holds the first
+                if len(district.ledger.received()) == 3:
+                    break
+                await asyncio.sleep(0.05)
+            await first.ack()
+            seen = await asyncio.wait_for(items.__anext__(), 20)  # then the application dies holding it
+            await items.aclose()  # type: ignore[attr-defined]
+        async with district_client() as district:  # started again on the same ledger
+            items = district.inbox().__aiter__()
+            again = [await asyncio.wait_for(items.__anext__(), 20) for _ in range(2)]
+            assert {(i.document_id, i.redelivered) for i in again} == {
+                (seen.document_id, True), *((d, False) for d in {i.document_id for i in again} - {seen.document_id})}
+            assert len({i.document_id for i in again}) == 2
+            for item in again:
+                await item.ack()
+            await items.aclose()  # type: ignore[attr-defined]

@@ -100,15 +100,14 @@ class Inbox:
         pause = _SWEEP_EVERY  # doubles while rounds find nothing: an idle inbox costs (almost) nothing
         while True:
             self._arrived.clear()
-            # What this process handled since the last round: claimed together (one transaction,
-            # off the event loop when there is a group commit) and handed from the items in hand.
+            # What this process handled since the last round, handed from the items in hand, each
+            # claimed just before it is handed (off the event loop when there is a group commit):
+            # claimed together, a crash after the first would mark the others handed, unseen.
             fresh = list(self._fresh)
-            if fresh:
-                claimed = await self.outbox.write(functools.partial(self._claim, fresh))
-                for key in fresh:
-                    item = self._fresh.pop(key, None)
-                    if item is not None and key in claimed:
-                        yield item
+            for key in fresh:
+                item = self._fresh.pop(key, None)
+                if item is not None and await self.outbox.write(functools.partial(self.ledger.claim_handover, *key)):
+                    yield item
             # The ledger itself, for what no handler of this run handed (a handler that failed after
             # its commit, items dropped from the bounded hand): at once when nothing came in hand,
             # else once a second, not on every arrival; while rounds find nothing, less and less often.
@@ -135,10 +134,6 @@ class Inbox:
                 await asyncio.wait_for(self._arrived.wait(), timeout=pause)
             except TimeoutError:
                 pass
-
-    def _claim(self, keys: list[_Key]) -> set[_Key]:
-        """Mark packages as handed over; those that were not already."""
-        return {key for key in keys if self.ledger.claim_handover(*key)}
 
     def _keep(self, item: InboxItem) -> None:
         """Hold a handled item for :meth:`items`, which hands it over without reading the body again."""
