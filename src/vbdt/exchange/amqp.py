@@ -194,10 +194,10 @@ def _publish_error(exc: BaseException, message: Outgoing, transport: AmqpTranspo
 class AmqpDelivery(Delivery):
     """A message from a RabbitMQ inbox."""
 
-    def __init__(self, transport: AmqpTransport, message: AbstractIncomingMessage, lost: asyncio.Event | None = None) -> None:
+    def __init__(self, transport: AmqpTransport, message: AbstractIncomingMessage, lost: asyncio.Event) -> None:
         self._transport = transport
         self._message = message
-        self._lost = lost or asyncio.Event()  # set when the consumer's channel or connection goes
+        self._lost = lost  # the consumer's: set when its channel or connection goes
         self.body = message.body
         self.message_id = message.message_id or ""
         self.routing_key = message.routing_key or ""
