@@ -251,6 +251,34 @@ def test_both_backends_sign_and_check_big_texts_as_xmlsec1_does(
     assert xmlsec._check_apart(_signature(tree), keys.agencies[H14].certificate, False, big)  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("signer", ["signxml", "xmlsec"])
+def test_an_ordinary_package_is_checked_in_two_parts_on_xmlsec_too(
+        pki, directive: vbdt.Document, tmp_path: Path, signer: str) -> None:  # type: ignore[no-untyped-def]
+    """No big text: libxmlsec1 still checks only the value over the canonical SignedInfo and vbdt the
+    digest (one canonicalisation, not libxmlsec1's transform chain); what the xmlsec backend signs
+    that way is what xmlsec1 verifies; a change anywhere is refused by both parts and by the whole check."""
+    keys, folder = pki
+    signed = sign(serialize(to_tree(directive)), keys.agencies[H14], backend=signer)
+    path = tmp_path / "signed.edxml"
+    path.write_bytes(signed)
+    xmlsec1 = require_tool("xmlsec1")
+    result = subprocess.run([xmlsec1, "--verify", "--trusted-pem", str(folder / "ca.pem"), "--untrusted-pem",
+                             str(folder / "intermediate.pem"), str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    xmlsec = get_backend("xmlsec")
+    leaf = keys.agencies[H14].certificate
+    tree = parse_xml(signed)
+    assert dsig_backends.big_texts(tree.getroot()) == []
+    assert xmlsec._check_apart(_signature(tree), leaf, False, [])  # type: ignore[attr-defined]
+    subject = tree.getroot().find(f"{E}edXMLEnvelope/{E}edXMLHeader/{E}MessageHeader/{E}Subject")
+    assert subject is not None
+    subject.text = (subject.text or "") + "."
+    assert not xmlsec._check_apart(_signature(tree), leaf, False, [])  # type: ignore[attr-defined]
+    store = TrustStore.from_pem(folder / "ca.pem")
+    with pytest.raises(SignatureInvalid, match="libxmlsec1"):  # the whole check's verdict, in its words
+        check_signature(tree, trust=store, backend="xmlsec")
+
+
 def _xmlsec1_sign(root: etree._Element, folder: Path, tmp_path: Path, *, c14n: str = EXC_C14N,
                   prefixes: str | None = None) -> bytes:
     """``root`` signed by the xmlsec1 command line from a template in the profile, with ``c14n``

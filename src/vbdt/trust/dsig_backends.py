@@ -13,9 +13,11 @@ use and falls back to signxml with a warning, never a crash. ``VBDT_DSIG_BACKEND
 ``xmlsec``) forces one; ``sign`` and ``verify`` also take ``backend=``. Neither backend copies the document:
 the reference is canonicalised once, streamed into the digest, and a big attachment's text is
 hashed apart from it (:func:`canonical_digest`, "marker substitution"), since libxml2's
-canonicaliser would first make an escaped copy of it. On python-xmlsec, a package with a big
-attachment is checked in two parts: libxmlsec1 verifies the value over the canonical SignedInfo,
-and vbdt compares the digest those verified bytes state with the document's.
+canonicaliser would first make an escaped copy of it. On python-xmlsec, a signature is made and
+checked in two parts: libxmlsec1 signs or verifies the value over the canonical SignedInfo, and
+vbdt's one canonicalisation gives the reference's digest (on checking, compared with the digest
+those verified bytes state). libxmlsec1's transform chain would copy the document again; should
+the two-part check not hold, libxmlsec1 checks the whole signature and its verdict stands.
 """
 
 from __future__ import annotations
@@ -536,10 +538,7 @@ class XmlsecBackend:
         context.key = loaded
         big = big_texts(header.getroottree().getroot())
         try:
-            if big:
-                self._sign_apart(signature, x509_data, context, method, key, big)
-            else:
-                context.sign(signature)
+            self._sign_apart(signature, x509_data, context, method, key, big)
         except xs.Error as exc:
             header.remove(signature)
             raise SignatureInvalid(f"libxmlsec1 could not sign: {exc}") from None
@@ -550,9 +549,13 @@ class XmlsecBackend:
 
     def _sign_apart(self, signature: etree._Element, x509_data: etree._Element, context: Any, method: Any,
                     key: SigningKey, big: list[etree._Element]) -> None:
-        """Fill the template as libxmlsec1 would for a package with big attachments: the digest by
-        :func:`reference_digest` (big texts hashed apart), the value by libxmlsec1 over the
-        canonical SignedInfo, the certificates written as libxmlsec1 writes them."""
+        """Fill the template as libxmlsec1 would: the digest by :func:`reference_digest` (the one
+        canonical form streamed into hashlib, big texts hashed apart), the value by libxmlsec1 over
+        the canonical SignedInfo, the certificates written as libxmlsec1 writes them.
+
+        libxmlsec1's own ``sign`` runs the reference through its transform chain, which copies the
+        canonical form and every text again: at 18 KB it cost 0.84 ms where this costs 0.70 ms
+        (raw python-xmlsec 0.76 ms; benchmarks/bench_sign_verify.py)."""
         info = signature.find("ds:SignedInfo", _NS)
         if info is None:
             raise SignatureInvalid("libxmlsec1 made a signature template without SignedInfo")
@@ -570,12 +573,14 @@ class XmlsecBackend:
         """See :meth:`DsigBackend.check`: the leaf's public key is the context's key, so libxmlsec1
         reads no certificate from ``KeyInfo``, has no keys manager and no X.509 store to consult.
 
-        With big attachments (:func:`big_texts`) libxmlsec1 checks the value over the canonical
-        SignedInfo and vbdt the one digest inside those verified bytes (:meth:`_check_apart`);
-        should that not hold, libxmlsec1 checks the whole signature and its verdict stands.
+        libxmlsec1 checks the value over the canonical SignedInfo and vbdt the one digest inside
+        those verified bytes (:meth:`_check_apart`; big attachments, :func:`big_texts`, hashed
+        apart); should that not hold, libxmlsec1 checks the whole signature and its verdict
+        stands (and words the reason). The first way canonicalises the document once, straight
+        into the hash: at 18 KB 0.79 ms against libxmlsec1's whole check 0.93 ms.
         """
         big = big_texts(signature.getroottree().getroot())
-        if big and self._check_apart(signature, leaf, legacy_sha1, big):
+        if self._check_apart(signature, leaf, legacy_sha1, big):
             return
         xs = self._xmlsec
         context = xs.SignatureContext()
