@@ -688,9 +688,9 @@ class XmlsecBackend:
                                                 serialization.NoEncryption())
         except Exception:  # a hardware key refuses to leave its token: signxml calls its sign()
             return None
+        # The key alone: _sign_apart writes the certificates itself, and a context takes a copy of
+        # its key for every signature (with two certificates attached, 56 µs a copy; bare, 0.3 µs).
         loaded = xs.Key.from_memory(pem, xs.constants.KeyDataFormatPem)
-        for cert in (key.certificate, *key.chain):
-            loaded.load_cert_from_memory(cert.public_bytes(serialization.Encoding.PEM), xs.constants.KeyDataFormatPem)
         with self._lock:
             # the entry keeps the key object alive, so its id is not reused while cached
             self._keys[id(key.private_key)] = (key.private_key, loaded)
