@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import signal
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from vbdt.cli.logs import event
 from vbdt.edxml.model import VIETNAM_TZ
 from vbdt.errors import AccessRefused, LedgerError, TransportError
+from vbdt.exchange.waiting import wait_event
 
 if TYPE_CHECKING:
     from vbdt.exchange.ledger import Ledger
@@ -153,5 +153,4 @@ class Service(abc.ABC, Generic[R]):
 
     async def pause(self, seconds: float) -> None:
         """Sleep, unless stopped first."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), seconds)
+        await wait_event(self.stop, seconds)

@@ -30,6 +30,7 @@ from vbdt.exchange.ledger import Incoming, Ledger
 from vbdt.exchange.outbox import Outbox
 from vbdt.exchange.receiving import Receiver
 from vbdt.exchange.transport import Delivery, Transport
+from vbdt.exchange.waiting import wait_event
 
 __all__ = ["Inbox"]
 
@@ -130,10 +131,7 @@ class Inbox:
                 raise self._ended
             if self._fresh:
                 continue  # arrived while the application had the last item
-            try:  # every handled delivery wakes it, whatever became of it (see _feed)
-                await asyncio.wait_for(self._arrived.wait(), timeout=pause)
-            except TimeoutError:
-                pass
+            await wait_event(self._arrived, pause)  # every handled delivery wakes it, whatever became of it (see _feed)
 
     def _keep(self, item: InboxItem) -> None:
         """Hold a handled item for :meth:`items`, which hands it over without reading the body again."""

@@ -24,6 +24,7 @@ from vbdt.errors import PublishRefused, TransportError, Unroutable
 from vbdt.exchange.ledger import Ledger, OutboxEntry
 from vbdt.exchange.routing import HEADER_FROM, HEADER_KIND, routing_key
 from vbdt.exchange.transport import Outgoing, Transport
+from vbdt.exchange.waiting import wait_event
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from vbdt.exchange.groupcommit import GroupCommit
@@ -166,9 +167,7 @@ class Outbox:
         while True:
             deadline = loop.time() + pause
             while (left := deadline - loop.time()) > 0:
-                try:
-                    await asyncio.wait_for(self._stranded.wait(), timeout=left)
-                except TimeoutError:
+                if not await wait_event(self._stranded, left):
                     break
                 self._stranded.clear()  # left pending just now: look again `every` from now at the latest
                 pause = every

@@ -30,6 +30,7 @@ from vbdt.exchange.answers import InboxItem
 from vbdt.exchange.client import AgencyClient
 from vbdt.exchange.ledger import Delivered, HistoryEvent
 from vbdt.exchange.outbox import SendResult
+from vbdt.exchange.waiting import within
 
 __all__ = ["SyncAgencyClient"]
 
@@ -76,7 +77,7 @@ class SyncAgencyClient:
         if timeout is not None:
             # The timeout runs on the loop, so the timed-out coroutine has finished (cancelled) when
             # TimeoutError is raised here: an async generator it was advancing can then be closed.
-            coroutine = asyncio.wait_for(coroutine, timeout)
+            coroutine = within(coroutine, timeout)
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
     def _sync(self, function: Callable[[], T]) -> T:

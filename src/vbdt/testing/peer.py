@@ -46,6 +46,7 @@ from vbdt.exchange.client import AgencyClient
 from vbdt.exchange.outbox import message_id
 from vbdt.exchange.routing import HEADER_FROM, HEADER_KIND, routing_key
 from vbdt.exchange.transport import Outgoing
+from vbdt.exchange.waiting import wait_event
 
 __all__ = ["DEFAULT_REASON", "SLOW_DELAY", "Behaviour", "OnAction", "Peer", "PeerAction", "garbage_for"]
 
@@ -303,10 +304,7 @@ class Peer:
                 raise AssertionError(f"peer {self.organ_id} did {len(self.actions)} of {n} actions within {within} s: "
                                      + (", ".join(f"{a.action} {a.document_id}" for a in self.actions) or "nothing"))
             self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), min(left, 0.5))
-            except TimeoutError:
-                pass
+            await wait_event(self._changed, min(left, 0.5))
         return list(self.actions)
 
 
