@@ -9,6 +9,7 @@ dead-letters with the reason.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import signal
 from datetime import date
@@ -69,6 +70,60 @@ async def test_admission_in_a_worker_process_equals_admission_in_a_thread(exchan
     # hostile input: the same refusal, as data, in a worker as in a thread
     assert isinstance(bad_worker, Refusal) and bad_worker == bad_thread and bad_worker.stage == "verify"
     assert isinstance(garbage_worker, Refusal) and garbage_worker == garbage_thread and garbage_worker.stage == "parse"
+
+
+async def test_with_one_worker_small_jobs_run_on_the_loop_and_the_rest_in_a_thread(
+        exchange_pki: Any, example_directory: vbdt.Directory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job of a millisecond costs more handed to a thread than run (the GIL changes hands): a small
+    message's runs on the event loop; a big one, one that signs PDFs, one whose key stays on a token,
+    or any with ``inline_bytes=0``, in a thread. Either way the outcome is the same."""
+    import threading
+
+    from vbdt.exchange import workers as module
+
+    pki, folder = exchange_pki
+    ran: list[str] = []
+    loop_thread = threading.get_ident()
+    for name in ("admit_job", "sign_job", "prepare_job"):
+        job = getattr(module, name)
+
+        def recorded(*args: Any, _job: Any = job) -> Any:
+            ran.append("loop" if threading.get_ident() == loop_thread else "thread")
+            return _job(*args)
+
+        monkeypatch.setattr(module, name, recorded)
+    doc = _doc(example_directory, [H54_DISTRICT], "5")
+    small = vbdt.sign(doc, pki.agencies[H54])
+    big = vbdt.pack(doc, pki.agencies[H54], person=pki.signer, seal=pki.agencies[H54])
+    assert len(small) <= module.INLINE_BYTES < len(big)
+    admission = Admission(folder / "ca.pem", example_directory, "optional", True, DEFAULT_LIMITS)
+    answering = Answering(example_directory.organization(H54_DISTRICT))
+    key, sending = pki.agencies[H54_DISTRICT], module.Sending(example_directory, DEFAULT_LIMITS)
+    workers, threaded = Workers(1), Workers(1, inline_bytes=0)
+
+    async def admit(pool: Workers, body: bytes) -> Accepted | Refusal:
+        return await pool.admit(admission, body, me=H54_DISTRICT, publisher=H54, answering=answering, key=key)
+
+    outcomes = [await admit(workers, small), await admit(threaded, small), await admit(workers, big)]
+    assert ran == ["loop", "thread", "thread"]
+    assert all(isinstance(o, Accepted) for o in outcomes)
+    assert outcomes[0].verdict == outcomes[1].verdict and outcomes[0].package == outcomes[1].package
+    ran.clear()
+    receipt = StatusMessage(sender=example_directory.organization(H54_DISTRICT),
+                            response_for=vbdt.ResponseFor(organ_id=H54, document_id=outcomes[0].document_id),
+                            status_code=StatusCode.ACCEPTED, timestamp=dt.datetime.now(dt.UTC))
+    assert vbdt.verify(await workers.sign(key, receipt), trust=folder / "ca.pem").agency == H54_DISTRICT
+    await workers.prepare(sending, pki.agencies[H54], None, None, doc, H54)
+    await workers.prepare(sending, pki.agencies[H54], pki.signer, pki.agencies[H54], doc, H54)  # PDFs signed
+    assert ran == ["loop", "loop", "thread"]
+    ran.clear()
+    monkeypatch.setattr(module, "_key_data", lambda key: None)  # as a PKCS#11 key: it cannot leave its token
+    on_token = Workers(1)
+    await on_token.sign(key, receipt)
+    await admit(on_token, small)
+    assert ran == ["thread", "thread"]
+    with pytest.raises(UsageError):
+        Workers(1, inline_bytes=-1)
 
 
 async def test_an_item_received_through_worker_processes_is_the_one_received_in_a_thread(network: Network) -> None:

@@ -3,8 +3,13 @@
 :class:`Workers` runs three jobs for the agency client: the admission of a received message
 (:func:`vbdt.exchange.pipeline.admit`) with, for a document, the signed 01 that answers it; the
 signing of a status message; the preparation of a document to send (its content digest, its
-validation, its signatures). ``Workers(1)``, the default, runs each job in a thread
-(``asyncio.to_thread``): one core, as vbdt always did. ``Workers(n)`` with ``n > 1`` runs them in
+validation, its signatures). ``Workers(1)``, the default, uses one core: a job on a small message
+(up to :data:`INLINE_BYTES`: status messages, documents without big attachments) runs on the event
+loop itself, a bigger one, or one that signs with a key on a token or signs PDFs, in a thread
+(``asyncio.to_thread``). Handing a job of a millisecond to a thread cost more than the job: the
+two threads take the GIL from each other (measured with ``benchmarks/bench_exchange.py``, one
+worker: 6.1-8.2 ms of CPU a document with a thread per job, 5.4 ms inline, throughput +20-45 %),
+and a millisecond on the loop delays its other work no more than that. ``Workers(n)`` with ``n > 1`` runs them in
 a pool of ``n`` processes, so that ``n`` cores verify and sign at once while the event loop does
 the broker and the ledger; the inbox still has one consumer, and the parallelism comes from its
 prefetch window (``prefetch`` deliveries in hand at once).
@@ -276,6 +281,8 @@ class _Shipped:
     token: str
     blob: bytes | None
     """Pickled for the workers; None when the value must stay in this process."""
+    on_token: bool = False
+    """A key that cannot leave its token: its signatures wait on the device, never on the event loop."""
 
 
 @dataclass(frozen=True)
@@ -575,16 +582,30 @@ class _Pool:
 _NONE = _Shipped(None, "none", pickle.dumps(None))
 
 
-class Workers:
-    """Signing and verifying for one or more agency clients: a thread per job (``size == 1``), or a
-    pool of ``size`` processes. Share one between the clients of a process (``AgencyClient(workers=
-    pool)``), or give each client its own (``workers=n``). See the module for what crosses. The
-    processes belong to the event loop that first used them."""
+INLINE_BYTES = 16 * 1024
+"""With one worker, a job on a message up to this many bytes runs on the event loop (a few
+milliseconds at most). A PDF signature takes more room than this (an RSA seal alone made a
+20 KB package), so the admissions that validate PDF signatures (17 ms for a person and a seal)
+run in a thread."""
 
-    def __init__(self, size: int = 1) -> None:
+
+class Workers:
+    """Signing and verifying for one or more agency clients: with ``size == 1`` on the event loop
+    for a small message and in a thread otherwise (see the module), or a pool of ``size``
+    processes. Share one between the clients of a process (``AgencyClient(workers=pool)``), or give
+    each client its own (``workers=n``). See the module for what crosses. The processes belong to
+    the event loop that first used them.
+
+    ``inline_bytes`` (one worker only): the largest message whose job runs on the event loop;
+    ``0`` runs every job in a thread."""
+
+    def __init__(self, size: int = 1, *, inline_bytes: int = INLINE_BYTES) -> None:
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise UsageError(f"workers must be a whole number of at least 1, not {size!r}")
+        if not isinstance(inline_bytes, int) or isinstance(inline_bytes, bool) or inline_bytes < 0:
+            raise UsageError(f"inline_bytes must be a whole number of bytes, not {inline_bytes!r}")
         self.size = size
+        self.inline_bytes = inline_bytes
         self._pool: _Pool | None = None
         self._shipped: OrderedDict[int, tuple[object, _Shipped]] = OrderedDict()
         self._ship_lock = threading.Lock()
@@ -630,17 +651,19 @@ class Workers:
                     answering: Answering | None = None, key: SigningKey | None = None) -> Accepted | Refusal:
         """:func:`admit_job` (a document's 01 signed too when ``answering`` and ``key`` are given)."""
         contexts = (self._ship(admission), self._ship(answering), self._ship(key))
-        return await self._call(admit_job, contexts, body, me, publisher)
+        return await self._call(admit_job, contexts, body, me, publisher, inline=len(body) <= self.inline_bytes)
 
     async def sign(self, key: SigningKey, package: Package) -> bytes:
         """``package`` signed with ``key``."""
-        return await self._call(sign_job, (self._ship(key),), package)
+        return await self._call(sign_job, (self._ship(key),), package, inline=self._small(package))
 
     async def prepare(self, sending: Sending, key: SigningKey, person: SigningKey | None, seal: SigningKey | None,
                       document: Document, me: str) -> Prepared:
         """:func:`prepare_job`."""
         contexts = (self._ship(sending), self._ship(key), self._ship(person), self._ship(seal))
-        return await self._call(prepare_job, contexts, document, me)
+        # PDFs to sign (person, seal) take tens of milliseconds: never on the loop
+        inline = person is None and seal is None and self._small(document)
+        return await self._call(prepare_job, contexts, document, me, inline=inline)
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Any job: ``function`` (module level, importable by the worker processes) with picklable
@@ -660,6 +683,21 @@ class Workers:
             self._pool = _Pool(self.size)
         return self._pool
 
+    def _small(self, package: Package) -> bool:
+        """Whether the package's job is small enough for the event loop: its attachments (the
+        bulk of any package) within :attr:`inline_bytes` in all."""
+        if isinstance(package, StatusMessage):
+            return self.inline_bytes > 0
+        total = 0
+        try:
+            for attachment in package.attachments:
+                total += attachment.size
+                if total > self.inline_bytes:
+                    return False
+        except (OSError, VbdtError):  # a file gone: the job says so, in a thread as ever
+            return False
+        return self.inline_bytes > 0
+
     def _ship(self, value: object) -> _Shipped:
         """``value`` with its token and bytes for the workers, made once per object."""
         if value is None:
@@ -670,22 +708,26 @@ class Workers:
                 self._shipped.move_to_end(id(value))
                 return held[1]
         blob: bytes | None = None
-        if self.processes:
-            if isinstance(value, SigningKey):
-                data = _key_data(value)
-                blob = None if data is None else pickle.dumps(data)
-            else:
-                blob = pickle.dumps(value)
-        shipped = _Shipped(value, uuid.uuid4().hex, blob)
+        on_token = False
+        if isinstance(value, SigningKey):
+            data = _key_data(value)
+            on_token = data is None
+            if self.processes and data is not None:
+                blob = pickle.dumps(data)
+        elif self.processes:
+            blob = pickle.dumps(value)
+        shipped = _Shipped(value, uuid.uuid4().hex, blob, on_token)
         with self._ship_lock:
             self._shipped[id(value)] = (value, shipped)  # the value is held, so its id is not reused
             while len(self._shipped) > _CONTEXTS_MAX:
                 self._shipped.popitem(last=False)
         return shipped
 
-    async def _call(self, job: Callable[..., T], contexts: tuple[_Shipped, ...], *args: Any) -> T:
+    async def _call(self, job: Callable[..., T], contexts: tuple[_Shipped, ...], *args: Any, inline: bool = False) -> T:
         if self._closed:
             raise UsageError("these workers were closed")
+        if not self.processes and inline and not any(c.on_token for c in contexts):
+            return job(*(c.value for c in contexts), *args)  # a small job: cheaper here than handed over
         if not self.processes or any(c.blob is None for c in contexts):  # a thread (or a key that stays here)
             return await asyncio.to_thread(job, *(c.value for c in contexts), *args)
         outcome = await self._attempt(job, contexts, args)
