@@ -54,7 +54,24 @@ async def test_bulk_send_signs_once_reports_and_receipts(network, directive: vbd
     assert len(digests) == 1
     assert all(item.document.document_id == directive.document_id for item in items.values())
     await items[H54_DISTRICT].reject("sai địa bàn")
+    compared = 0
+    recipients = run.journal.recipients
+
+    def listed(run_id: str) -> list:  # type: ignore[type-arg]
+        nonlocal compared
+        compared += 1
+        return recipients(run_id)
+
+    run.journal.recipients = listed  # type: ignore[method-assign]
     assert await run.wait_arrived(timeout=30) == len(receivers)
+    # polls count; the copies are listed one by one only when the counts say all may be answered
+    assert 1 <= compared <= 3, compared
+    # counts that say a copy is still unanswered: thirty polls, no listing until the deadline's
+    compared = 0
+    run.ledger.state_counts = lambda document_id: {DeliveryState.SENT: 1}  # type: ignore[method-assign]
+    assert await run.wait_arrived(timeout=0.3, poll=0.01) == len(receivers)
+    assert compared == 1
+    del run.ledger.state_counts, run.journal.recipients
     await network.eventually(lambda: any(d.state is DeliveryState.REJECTED for d in run.deliveries()))
     # the ledger sees the run like any send: unroutable copies are undeliverable
     states = {d.recipient: d.state for d in sender.status(str(directive.document_id))}

@@ -54,6 +54,21 @@ def test_receipts_apply_once_and_stale_ones_are_history(tmp_path: Path) -> None:
         ledger.apply("other", R1, StatusCode.ARRIVED, receipt_key="k9")
 
 
+def test_state_counts_say_what_the_deliveries_say_without_a_row_each(tmp_path: Path) -> None:
+    from vbdt.exchange.ledger import Ledger
+
+    ledger = SqliteLedger(tmp_path / "l.db")
+    assert ledger.state_counts(DOC) == {}
+    _send(ledger)
+    assert ledger.state_counts(DOC) == {DeliveryState.QUEUED: 2}
+    ledger.published([f"{DOC}>{R1}", f"{DOC}>{R2}"])
+    ledger.apply(DOC, R1, StatusCode.ACCEPTED, receipt_key="k1")
+    counted = ledger.state_counts(DOC)
+    assert counted == {DeliveryState.ACCEPTED: 1, DeliveryState.SENT: 1}
+    assert counted == Ledger.state_counts(ledger, DOC)  # the generic count, from deliveries()
+    assert ledger.state_counts("no such document") == {}
+
+
 def _sent_at(ledger: SqliteLedger, when: dt.datetime) -> None:
     """Back-date the sending of every delivery (the ledger records the real clock)."""
     with ledger._file.transaction() as db:

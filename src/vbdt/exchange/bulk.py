@@ -230,18 +230,35 @@ class BulkRun:
 
     async def wait_arrived(self, timeout: float = 600.0, poll: float = 0.2) -> int:
         """Wait until every copy the broker confirmed is receipted (01 or later, 02 included); return
-        how many are. TimeoutError when some are still without a receipt after ``timeout`` seconds."""
+        how many are. TimeoutError when some are still without a receipt after ``timeout`` seconds.
+
+        Each poll counts (one grouped query in the journal, one per document in the ledger); the
+        copies are compared one by one only when the counts say they may all be answered, and again
+        only once the counts have moved: a poll of a run to ten thousand agencies makes no row."""
         deadline = time.monotonic() + timeout
+        compared: tuple[int, int] | None = None
         while True:
-            confirmed = {(r.document_id, r.recipient) for r in self.journal.recipients(self.run_id)
-                         if r.state is RecipientState.CONFIRMED}
-            answered = {(d.document_id, d.recipient) for d in self.deliveries() if d.state in ARRIVED_OR_LATER}
-            if confirmed <= answered:
-                return len(confirmed)
+            confirmed = self.info().counts[RecipientState.CONFIRMED.value]
+            answered = sum(n for document_id in self.document_ids()
+                           for state, n in self.ledger.state_counts(document_id).items() if state in ARRIVED_OR_LATER)
+            if answered >= confirmed and (confirmed, answered) != compared:
+                compared = (confirmed, answered)
+                waiting, total = self._unanswered()
+                if not waiting:
+                    return total
             if time.monotonic() > deadline:
-                raise TimeoutError(f"bulk run {self.run_id}: {len(confirmed - answered)} of {len(confirmed)} copies "
-                                   f"without a receipt after {timeout:g} s")
+                waiting, total = self._unanswered()
+                if not waiting:
+                    return total
+                raise TimeoutError(f"bulk run {self.run_id}: {waiting} of {total} copies without a receipt after {timeout:g} s")
             await asyncio.sleep(poll)
+
+    def _unanswered(self) -> tuple[int, int]:
+        """(copies confirmed and not receipted, copies confirmed), copy by copy."""
+        confirmed = {(r.document_id, r.recipient) for r in self.journal.recipients(self.run_id)
+                     if r.state is RecipientState.CONFIRMED}
+        answered = {(d.document_id, d.recipient) for d in self.deliveries() if d.state in ARRIVED_OR_LATER}
+        return len(confirmed - answered), len(confirmed)
 
 
 class BulkSender:

@@ -303,6 +303,14 @@ class Ledger(abc.ABC):
     def deliveries(self, document_id: str) -> list[Delivered]:
         """Every recipient of a document and its state."""
 
+    def state_counts(self, document_id: str) -> dict[DeliveryState, int]:
+        """How many recipients of a document are in each state (those with none left out): what
+        :meth:`deliveries` says, without a row per recipient of a directive to thousands."""
+        counts: dict[DeliveryState, int] = {}
+        for delivered in self.deliveries(document_id):
+            counts[delivered.state] = counts.get(delivered.state, 0) + 1
+        return counts
+
     @abc.abstractmethod
     def document(self, document_id: str) -> SentDocument | None:
         """A sent document."""
@@ -682,6 +690,10 @@ class SqliteLedger(Ledger):
         return [Delivered(document_id, str(r), DeliveryState(str(s)), _opt(why), _local(at), int(str(attempt or 1)),
                           None if sent is None else _local(sent))
                 for r, s, why, at, attempt, sent in rows]
+
+    def state_counts(self, document_id: str) -> dict[DeliveryState, int]:
+        rows = self._file.query("SELECT state, COUNT(*) FROM deliveries WHERE document_id = ? GROUP BY state", (document_id,))
+        return {DeliveryState(str(state)): int(str(n)) for state, n in rows}
 
     def _sent(self, row: tuple[object, ...]) -> SentDocument:
         d, sender, code, subject, promulgated, due, kind, replaces, digest = row
