@@ -16,11 +16,12 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "vbdt"
 # layer → the vbdt layers it may import (itself always allowed)
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
+    "kept": set(),
     "edxml": {"errors"},
     "directory": {"errors", "edxml"},
-    "trust": {"errors", "edxml", "directory"},
+    "trust": {"errors", "kept", "edxml", "directory"},
     "conformance": {"errors", "edxml", "directory", "trust"},
-    "exchange": {"errors", "edxml", "directory", "trust"},
+    "exchange": {"errors", "kept", "edxml", "directory", "trust"},
     "testing": {"errors", "edxml", "directory", "trust", "exchange"},
     "cli": {"errors", "edxml", "directory", "trust", "conformance", "exchange", "testing", "__init__"},
     "__init__": {"errors", "edxml", "directory", "trust", "exchange"},

@@ -21,6 +21,7 @@ from vbdt.cli.demo import compose
 from vbdt.edxml.xmlparse import parse_xml
 from vbdt.errors import MessageRejected
 from vbdt.exchange.pipeline import admit
+from vbdt.kept import Kept
 from vbdt.trust.chain import TrustStore
 from vbdt.trust.pki import TestPki, issue_certificate
 from vbdt.trust.xmldsig import _anchors_file, check_signature, sign, verify
@@ -96,12 +97,12 @@ def test_a_province_keeps_every_signer_of_its_communes_cached(
     assert (store.cache_info().misses, store.cache_info().hits) == (300, 300)  # one chain built per signer
     texts = {"".join(t.split()) for body in bodies for t in parse_xml(body).getroot().xpath(
         "//*[local-name()='X509Certificate'][1]/text()")}
-    assert texts <= set(xmldsig._CERTS)  # decoded once each, all still held
+    assert texts <= set(xmldsig._CERTS.keys())  # decoded once each, all still held
     if dsig_backend.name == "xmlsec":
         assert len(dsig_backend._public) >= 300  # every signer's key loaded once, still loaded
         for n, key in enumerate(signers):
             sign(_document(example_directory, f"r{n}"), key, backend=dsig_backend)
-        assert all(dsig_backend._keys.get(id(key.private_key)) for key in signers)  # a host signing for each
+        assert all(dsig_backend._keys.get(key.private_key) for key in signers)  # a host signing for each
 
 
 def test_certificates_kept_before_the_chain_is_checked_are_bounded_in_size(
@@ -112,13 +113,12 @@ def test_certificates_kept_before_the_chain_is_checked_are_bounded_in_size(
 
     pki, _ = exchange_pki
     cert = pki.agencies[H54].certificate
-    monkeypatch.setattr(xmldsig, "_CERTS", xmldsig.OrderedDict())
-    monkeypatch.setattr(xmldsig, "_certs_held", [0])
-    monkeypatch.setattr(xmldsig, "_CERTS_BYTES", 100_000)
+    kept: Kept[str, Any] = Kept(xmldsig._CERTS_KEPT, max_bytes=100_000, size=lambda text, _: len(text))
+    monkeypatch.setattr(xmldsig, "_CERTS", kept)
     xmldsig._keep_certificate("A" * (xmldsig._CERT_TEXT_KEPT + 1), cert)  # larger than any real certificate
-    assert not xmldsig._CERTS
+    assert not len(xmldsig._CERTS)
     for n in range(100):
         xmldsig._keep_certificate(f"{n:05d}" + "B" * 4_000, cert)
-    assert xmldsig._certs_held[0] <= 100_000 and len(xmldsig._CERTS) == 100_000 // 4_005
-    assert xmldsig._certs_held[0] == sum(len(t) for t in xmldsig._CERTS)  # the newest kept, the oldest gone
+    assert kept.held_bytes <= 100_000 and len(kept) == 100_000 // 4_005
+    assert kept.held_bytes == sum(len(t) for t in kept.keys())  # the newest kept, the oldest gone
     assert f"{99:05d}" + "B" * 4_000 in xmldsig._CERTS and f"{0:05d}" + "B" * 4_000 not in xmldsig._CERTS

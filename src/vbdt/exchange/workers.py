@@ -48,7 +48,7 @@ import signal
 import threading
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -61,6 +61,7 @@ from cryptography.hazmat.primitives import serialization
 from vbdt.edxml.codes import StatusCode
 from vbdt.edxml.model import Document, Organization, Package, ResponseFor, StaffInfo, StatusMessage
 from vbdt.errors import MessageRejected, UsageError, VbdtError, WorkerCrashed
+from vbdt.kept import Kept, KeptFor
 from vbdt.trust.chain import TrustStore
 from vbdt.trust.keys import SigningKey
 
@@ -318,8 +319,9 @@ def _portable(exc: BaseException) -> _Raised:
     return _Raised(type(exc).__module__, type(exc).__qualname__, str(exc), state)
 
 
-_CONTEXTS: OrderedDict[str, object] = OrderedDict()  # in a worker process: token → what it stands for
 _CONTEXTS_MAX = 64
+_CONTEXTS: Kept[str, object] = Kept(_CONTEXTS_MAX)  # in a worker process: token → what it stands for
+_ABSENT = object()
 
 
 def _entry(job: Callable[..., Any], tokens: tuple[str, ...], blobs: tuple[bytes | None, ...],
@@ -327,14 +329,13 @@ def _entry(job: Callable[..., Any], tokens: tuple[str, ...], blobs: tuple[bytes 
     """In a worker process: the contexts by token (installed from ``blobs`` when given), then the job."""
     values = []
     for token, blob in zip(tokens, blobs, strict=True):
-        if blob is not None and token not in _CONTEXTS:
-            _CONTEXTS[token] = _revive(blob)
-            while len(_CONTEXTS) > _CONTEXTS_MAX:
-                _CONTEXTS.popitem(last=False)
-        if token not in _CONTEXTS:
-            return _Missing()
-        _CONTEXTS.move_to_end(token)
-        values.append(_CONTEXTS[token])
+        value = _CONTEXTS.get(token, _ABSENT)
+        if value is _ABSENT:
+            if blob is None:
+                return _Missing()
+            value = _revive(blob)
+            _CONTEXTS.put(token, value)
+        values.append(value)
     try:
         return True, job(*values, *args)
     except BaseException as exc:
@@ -607,8 +608,7 @@ class Workers:
         self.size = size
         self.inline_bytes = inline_bytes
         self._pool: _Pool | None = None
-        self._shipped: OrderedDict[int, tuple[object, _Shipped]] = OrderedDict()
-        self._ship_lock = threading.Lock()
+        self._shipped: KeptFor[_Shipped] = KeptFor(_CONTEXTS_MAX)
         self._closed = False
 
     @property
@@ -702,11 +702,9 @@ class Workers:
         """``value`` with its token and bytes for the workers, made once per object."""
         if value is None:
             return _NONE
-        with self._ship_lock:
-            held = self._shipped.get(id(value))
-            if held is not None and held[0] is value:
-                self._shipped.move_to_end(id(value))
-                return held[1]
+        held = self._shipped.get(value)
+        if held is not None:
+            return held
         blob: bytes | None = None
         on_token = False
         if isinstance(value, SigningKey):
@@ -717,10 +715,7 @@ class Workers:
         elif self.processes:
             blob = pickle.dumps(value)
         shipped = _Shipped(value, uuid.uuid4().hex, blob, on_token)
-        with self._ship_lock:
-            self._shipped[id(value)] = (value, shipped)  # the value is held, so its id is not reused
-            while len(self._shipped) > _CONTEXTS_MAX:
-                self._shipped.popitem(last=False)
+        self._shipped.put(value, shipped)
         return shipped
 
     async def _call(self, job: Callable[..., T], contexts: tuple[_Shipped, ...], *args: Any, inline: bool = False) -> T:

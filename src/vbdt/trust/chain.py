@@ -37,7 +37,6 @@ import datetime as dt
 import itertools
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from vbdt.errors import CertificateRejected
+from vbdt.kept import Kept
 
 __all__ = ["DOCUMENT_SIGNING_USAGES", "CacheInfo", "ChainVerdict", "TrustStore", "check_signer", "signer_among"]
 
@@ -171,7 +171,7 @@ class TrustStore:
         self._store = Store(self.anchors)
         self.cache_ttl = cache_ttl
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[bytes, ...], _Entry] = OrderedDict()
+        self._cache: Kept[tuple[bytes, ...], _Entry] = Kept(cache_size)
         self._lock = threading.Lock()
         self._generation = 0  # bumped by update_crls: a validation begun before must not be stored
         self._hits = self._misses = 0
@@ -216,7 +216,6 @@ class TrustStore:
         with self._lock:
             entry = self._cache.get(key)
             if entry is not None and time.monotonic() < entry.expires and entry.valid_from <= when <= entry.verdict.valid_until:
-                self._cache.move_to_end(key)
                 self._hits += 1
                 return dataclasses.replace(entry.verdict, at=when)
             self._misses += 1
@@ -227,10 +226,7 @@ class TrustStore:
                            time.monotonic() + self.cache_ttl.total_seconds())
             with self._lock:
                 if generation == self._generation:
-                    self._cache[key] = entry
-                    self._cache.move_to_end(key)
-                    while len(self._cache) > self.cache_size:
-                        self._cache.popitem(last=False)
+                    self._cache.put(key, entry)
         return verdict
 
     def _build(self, leaf: x509.Certificate, intermediates: list[x509.Certificate], when: dt.datetime,

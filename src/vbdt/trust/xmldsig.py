@@ -29,8 +29,6 @@ import base64
 import datetime as dt
 import io
 import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +52,7 @@ from vbdt.errors import (
     UnsafeXml,
     UsageError,
 )
+from vbdt.kept import Kept, KeptFor
 from vbdt.trust.chain import ChainVerdict, TrustStore, signer_among
 from vbdt.trust.dsig_backends import (
     C14N,
@@ -385,8 +384,7 @@ def _store(trust: str | Path | TrustStore, crls: list[x509.CertificateRevocation
     return TrustStore(trust.anchors, [*trust.crls, *crls]) if crls else trust
 
 
-_FILES: OrderedDict[tuple[str, int, int], TrustStore] = OrderedDict()
-_FILES_LOCK = threading.Lock()
+_FILES: Kept[tuple[str, int, int], TrustStore] = Kept(16)
 
 
 def _anchors_file(path: Path) -> TrustStore:
@@ -397,16 +395,10 @@ def _anchors_file(path: Path) -> TrustStore:
     except OSError:
         return TrustStore.from_pem(path)  # says why it cannot be read
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    with _FILES_LOCK:
-        store = _FILES.get(key)
-        if store is not None:
-            _FILES.move_to_end(key)
-            return store
-    store = TrustStore.from_pem(path)
-    with _FILES_LOCK:
-        _FILES[key] = store
-        while len(_FILES) > 16:
-            _FILES.popitem(last=False)
+    store = _FILES.get(key)
+    if store is None:
+        store = TrustStore.from_pem(path)
+        _FILES.put(key, store)
     return store
 
 
@@ -522,8 +514,7 @@ def _keyinfo_certificates(signature: etree._Element, limits: Limits) -> list[x50
     certs = []
     for index, element in enumerate(elements):
         text = "".join((element.text or "").split())
-        with _CERTS_LOCK:
-            cert = _CERTS.get(text)
+        cert = _CERTS.get(text)
         if cert is None:
             try:
                 cert = x509.load_der_x509_certificate(base64.b64decode(text, validate=True))
@@ -542,43 +533,27 @@ def _keyinfo_certificates(signature: etree._Element, limits: Limits) -> list[x50
 # Filled before the chain is validated, so bounded against a peer sending certificates of its own
 # making: by count (a province verifies receipts from thousands of communes, a few KB each), by
 # total size, and no certificate larger than a real one is kept.
-_CERTS: OrderedDict[str, x509.Certificate] = OrderedDict()
 _CERTS_KEPT = 16_384
 _CERTS_BYTES = 48 * 1024 * 1024  # of base64 text; the parsed objects take about as much again
 _CERT_TEXT_KEPT = 16 * 1024  # a 4096-bit RSA certificate with long names is under 3 KB of base64
-_certs_held = [0]  # bytes of base64 text in _CERTS
+_CERTS: Kept[str, x509.Certificate] = Kept(_CERTS_KEPT, max_bytes=_CERTS_BYTES, size=lambda text, _: len(text))
 
 
 def _keep_certificate(text: str, cert: x509.Certificate) -> None:
     """Remember a readable certificate by its base64 text, within the bounds above."""
-    if len(text) > _CERT_TEXT_KEPT:
-        return
-    with _CERTS_LOCK:
-        if text in _CERTS:
-            return
-        _CERTS[text] = cert
-        _certs_held[0] += len(text)
-        while len(_CERTS) > _CERTS_KEPT or _certs_held[0] > _CERTS_BYTES:
-            gone, _ = _CERTS.popitem(last=False)
-            _certs_held[0] -= len(gone)
-_CERTS_LOCK = threading.Lock()
+    if len(text) <= _CERT_TEXT_KEPT:
+        _CERTS.put(text, cert)
 
 
 def _subject(cert: x509.Certificate) -> str:
     """``cert.subject.rfc4514_string()``, kept per certificate object: the signer's and its chain's
     objects come back from the caches above and the store's, and formatting the names of a
     three-certificate chain cost more than the profile check."""
-    with _CERTS_LOCK:
-        found = _SUBJECTS.get(id(cert))
-        if found is not None and found[0] is cert:
-            return found[1]
-    subject = cert.subject.rfc4514_string()
-    with _CERTS_LOCK:
-        # the entry keeps the certificate alive, so its id is not reused while cached
-        _SUBJECTS[id(cert)] = (cert, subject)
-        while len(_SUBJECTS) > _CERTS_KEPT:
-            _SUBJECTS.popitem(last=False)
+    subject = _SUBJECTS.get(cert)
+    if subject is None:
+        subject = cert.subject.rfc4514_string()
+        _SUBJECTS.put(cert, subject)
     return subject
 
 
-_SUBJECTS: OrderedDict[int, tuple[x509.Certificate, str]] = OrderedDict()
+_SUBJECTS: KeptFor[str] = KeptFor(_CERTS_KEPT)
