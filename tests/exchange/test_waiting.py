@@ -69,3 +69,14 @@ async def test_within_times_out_and_cancels_what_it_awaited() -> None:
         await within(slow(), 0.01)
     assert cancelled.is_set()
     assert await within(asyncio.sleep(0, 7), 1) == 7
+
+
+async def test_within_no_time_never_starts_the_coroutine() -> None:
+    started = []
+
+    async def effect() -> None:
+        started.append(1)  # a side effect before its first wait
+
+    with pytest.raises(TimeoutError):
+        await within(effect(), 0)
+    assert started == []

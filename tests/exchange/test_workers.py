@@ -126,6 +126,44 @@ async def test_with_one_worker_small_jobs_run_on_the_loop_and_the_rest_in_a_thre
         Workers(1, inline_bytes=-1)
 
 
+async def test_a_publisher_whose_message_held_the_loop_goes_to_a_thread(
+        exchange_pki: Any, example_directory: vbdt.Directory, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Size does not bound every cost a peer can make: an admission that held the event loop over
+    INLINE_SLOW sends that publisher's next messages to a thread for INLINE_PENALTY seconds; the
+    others stay on the loop. A document to many recipients is prepared in a thread too."""
+    import threading
+    import time
+
+    from vbdt.exchange import workers as module
+
+    _pki, folder = exchange_pki
+    ran: list[tuple[str, str]] = []
+    loop_thread = threading.get_ident()
+
+    def slow_admission(*args: Any) -> Refusal:
+        publisher = args[-1]
+        ran.append((publisher, "loop" if threading.get_ident() == loop_thread else "thread"))
+        if publisher == "000.00.00.H99":
+            time.sleep(0.05)  # as a costly chain would
+        return Refusal("test", "verify", None, None)
+
+    monkeypatch.setattr(module, "admit_job", slow_admission)
+    monkeypatch.setattr(module, "INLINE_PENALTY", 0.5)
+    admission = Admission(folder / "ca.pem", example_directory, "optional", True, DEFAULT_LIMITS)
+    workers = Workers(1)
+    for publisher in ("000.00.00.H99", "000.00.00.H99", H54, "000.00.00.H99"):
+        await workers.admit(admission, b"<small/>", me=H54_DISTRICT, publisher=publisher)
+    assert ran == [("000.00.00.H99", "loop"), ("000.00.00.H99", "thread"), (H54, "loop"), ("000.00.00.H99", "thread")]
+    assert "held the event loop" in caplog.text
+    await asyncio.sleep(0.6)
+    ran.clear()
+    await workers.admit(admission, b"<small/>", me=H54_DISTRICT, publisher="000.00.00.H99")
+    assert ran == [("000.00.00.H99", "loop")]  # the penalty is over
+    many = _doc(example_directory, [H54_DISTRICT, *[str(a.organ_id) for a in example_directory][:80]], "6")
+    assert not workers._small(many) and workers._small(_doc(example_directory, [H54_DISTRICT], "7"))
+
+
 async def test_an_item_received_through_worker_processes_is_the_one_received_in_a_thread(network: Network) -> None:
     sender = await network.agency(H54)
     in_thread = await network.agency(H54_DISTRICT)

@@ -95,7 +95,8 @@ class AgencyClient:
     ``on_refused`` once per message refused, with the rejection (stage, reason) and the broker user
     that published it, for the application's own register. Closing the client closes the ledger.
 
-    ``workers`` is where signing and verifying run: ``1`` (the default) a thread, ``n`` a pool of
+    ``workers`` is where signing and verifying run: ``1`` (the default) one core (a small message's
+    job on the event loop, others in a thread), ``n`` a pool of
     ``n`` processes of this client's own (one per core is the usual choice; see
     :mod:`vbdt.exchange.workers`), or a :class:`~vbdt.exchange.workers.Workers` shared with other
     clients of the process (not closed with this one). The ledger's hot writes share transactions

@@ -258,7 +258,8 @@ class AgencyHost:
     ``url`` is the host's own broker URL (``<vhost>/hosts/<name>``, or an operator's); ``agencies``
     what to run. ``trust``, ``directory``, ``pdf_policy``, ``limits`` and ``prefetch`` are shared;
     ``on_item``, ``on_receipt`` and ``on_refused`` apply to every agency that names none of its own.
-    ``workers`` sign and verify for every hosted agency: ``1`` a thread, ``n`` one pool of ``n``
+    ``workers`` sign and verify for every hosted agency: ``1`` one core (a small message's job on the
+    event loop, others in a thread), ``n`` one pool of ``n``
     processes for the whole host (one per core; started with the host, stopped with it), or a
     :class:`~vbdt.exchange.workers.Workers` of the application's. ``agencies_per_connection``
     bounds the inboxes read on one connection (a UsageError below 1): more agencies than that are

@@ -11,6 +11,7 @@ tells its own expiry from a cancellation from outside.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -30,6 +31,12 @@ async def wait_event(event: asyncio.Event, timeout: float) -> bool:
 
 
 async def within(awaitable: Awaitable[T], timeout: float | None) -> T:
-    """``awaitable``'s result, or TimeoutError (and the awaitable cancelled) after ``timeout`` seconds."""
+    """``awaitable``'s result, or TimeoutError (and the awaitable cancelled) after ``timeout`` seconds.
+    A timeout of zero or less never starts a coroutine (``asyncio.timeout`` would run it to its
+    first wait, side effects included, before cancelling it)."""
+    if timeout is not None and timeout <= 0:
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+        raise TimeoutError
     async with asyncio.timeout(timeout):
         return await awaitable

@@ -584,10 +584,20 @@ _NONE = _Shipped(None, "none", pickle.dumps(None))
 
 
 INLINE_BYTES = 16 * 1024
-"""With one worker, a job on a message up to this many bytes runs on the event loop (a few
-milliseconds at most). A PDF signature takes more room than this (an RSA seal alone made a
-20 KB package), so the admissions that validate PDF signatures (17 ms for a person and a seal)
-run in a thread."""
+"""With one worker, a job on a message up to this many bytes runs on the event loop (a
+millisecond or two). A PDF signature takes more room than this (an RSA seal alone made a 20 KB
+package), so the admissions that validate PDF signatures (17 ms for a person and a seal) run in a
+thread. Size does not bound every cost a peer can make a receiver pay (a certificate loop in
+KeyInfo made the chain builder run for half a second before keys were bounded,
+:func:`vbdt.trust.chain.check_key_cost`), hence :data:`INLINE_SLOW`."""
+INLINE_SLOW = 0.02
+"""Seconds: an admission on the event loop that took longer sends the next messages of the same
+publisher to a thread for :data:`INLINE_PENALTY` seconds, so a peer can hold the loop for one
+message only, not for a stream of them."""
+INLINE_PENALTY = 300.0
+# What a written package costs besides its attachments' base64: the header, and each To or
+# TraceHeader (an organisation written out) a few hundred bytes.
+_HEADER_BYTES, _ENTRY_BYTES = 4096, 300
 
 
 class Workers:
@@ -607,6 +617,7 @@ class Workers:
             raise UsageError(f"inline_bytes must be a whole number of bytes, not {inline_bytes!r}")
         self.size = size
         self.inline_bytes = inline_bytes
+        self._slow: Kept[str | None, float] = Kept(_CONTEXTS_MAX * 64)  # publisher -> in a thread until (monotonic)
         self._pool: _Pool | None = None
         self._shipped: KeptFor[_Shipped] = KeptFor(_CONTEXTS_MAX)
         self._closed = False
@@ -651,7 +662,17 @@ class Workers:
                     answering: Answering | None = None, key: SigningKey | None = None) -> Accepted | Refusal:
         """:func:`admit_job` (a document's 01 signed too when ``answering`` and ``key`` are given)."""
         contexts = (self._ship(admission), self._ship(answering), self._ship(key))
-        return await self._call(admit_job, contexts, body, me, publisher, inline=len(body) <= self.inline_bytes)
+        until = self._slow.get(publisher)
+        inline = len(body) <= self.inline_bytes and (until is None or time.monotonic() >= until)
+        started = time.monotonic()
+        try:
+            return await self._call(admit_job, contexts, body, me, publisher, inline=inline)
+        finally:
+            if inline and time.monotonic() - started > INLINE_SLOW:
+                log.warning("admitting a %d-byte message from %s held the event loop %.0f ms: its next messages go "
+                            "to a thread for %.0f s", len(body), publisher, (time.monotonic() - started) * 1000,
+                            INLINE_PENALTY)
+                self._slow.put(publisher, time.monotonic() + INLINE_PENALTY)
 
     async def sign(self, key: SigningKey, package: Package) -> bytes:
         """``package`` signed with ``key``."""
@@ -684,14 +705,17 @@ class Workers:
         return self._pool
 
     def _small(self, package: Package) -> bool:
-        """Whether the package's job is small enough for the event loop: its attachments (the
-        bulk of any package) within :attr:`inline_bytes` in all."""
+        """Whether the package's job is small enough for the event loop: its written size, as
+        estimated from its attachments (base64), its recipients and its trace, within
+        :attr:`inline_bytes`."""
         if isinstance(package, StatusMessage):
             return self.inline_bytes > 0
-        total = 0
+        total = _HEADER_BYTES + _ENTRY_BYTES * (len(package.recipients) + len(package.trace))
+        if total > self.inline_bytes:
+            return False
         try:
             for attachment in package.attachments:
-                total += attachment.size
+                total += attachment.size * 4 // 3
                 if total > self.inline_bytes:
                     return False
         except (OSError, VbdtError):  # a file gone: the job says so, in a thread as ever

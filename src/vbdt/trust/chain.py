@@ -52,7 +52,8 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 from vbdt.errors import CertificateRejected
 from vbdt.kept import Kept
 
-__all__ = ["DOCUMENT_SIGNING_USAGES", "CacheInfo", "ChainVerdict", "TrustStore", "check_signer", "signer_among"]
+__all__ = ["DOCUMENT_SIGNING_USAGES", "CacheInfo", "ChainVerdict", "TrustStore", "check_key_cost", "check_signer",
+           "signer_among"]
 
 DOCUMENT_SIGNING_USAGES: frozenset[ObjectIdentifier] = frozenset({
     ObjectIdentifier("1.3.6.1.5.5.7.3.36"),  # id-kp-documentSigning, RFC 9336
@@ -106,6 +107,30 @@ def check_signer(cert: x509.Certificate) -> None:
         names = ", ".join(getattr(p, "_name", p.dotted_string) for p in purposes)
         raise CertificateRejected(
             f"certificate {_name(cert)} may not sign documents: its extended key usage is only {names}"
+        )
+
+
+MAX_RSA_BITS = 4096
+"""The largest RSA (and DSA) key a sent certificate may carry: the national and sectoral CAs use
+2048 and 4096 bits; each doubling costs about four times as much to check a signature."""
+MAX_RSA_EXPONENT = 2**32
+"""The largest RSA public exponent a sent certificate may carry: every real one uses 65537 (17
+bits); one of 3,070 bits made each signature check cost 4.4 ms, and a chain builder runs over a
+hundred of them on a certificate loop (A issued by B, B by A) before it gives up."""
+
+
+def check_key_cost(cert: x509.Certificate) -> None:
+    """Raise :class:`CertificateRejected` when ``cert``'s key would make checking a signature with it
+    cost milliseconds: an RSA or DSA key over :data:`MAX_RSA_BITS`, an RSA exponent over
+    :data:`MAX_RSA_EXPONENT`. Checked on every certificate a sender sends, before any chain is
+    built (a message of a few KB must not buy seconds of its receiver's CPU)."""
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size > MAX_RSA_BITS:
+        raise CertificateRejected(f"certificate {_name(cert)} has a {key.key_size}-bit key, over {MAX_RSA_BITS} bits")
+    if isinstance(key, rsa.RSAPublicKey) and key.public_numbers().e > MAX_RSA_EXPONENT:
+        raise CertificateRejected(
+            f"certificate {_name(cert)} has an RSA public exponent of {key.public_numbers().e.bit_length()} bits "
+            "(real certificates use 65537)"
         )
 
 

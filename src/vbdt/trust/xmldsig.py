@@ -53,7 +53,7 @@ from vbdt.errors import (
     UsageError,
 )
 from vbdt.kept import Kept, KeptFor
-from vbdt.trust.chain import ChainVerdict, TrustStore, signer_among
+from vbdt.trust.chain import ChainVerdict, TrustStore, check_key_cost, signer_among
 from vbdt.trust.dsig_backends import (
     C14N,
     DIGESTS,
@@ -523,6 +523,7 @@ def _keyinfo_certificates(signature: etree._Element, limits: Limits) -> list[x50
                 cert.public_key()
             except (ValueError, TypeError, x509.InvalidVersion, UnsupportedAlgorithm) as exc:
                 raise CertificateRejected(f"KeyInfo certificate {index + 1} cannot be read: {exc}") from None
+            check_key_cost(cert)  # before it is kept: a kept certificate passed
             _keep_certificate(text, cert)
         certs.append(cert)
     return certs
