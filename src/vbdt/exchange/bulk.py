@@ -241,16 +241,15 @@ class BulkRun:
             confirmed = self.info().counts[RecipientState.CONFIRMED.value]
             answered = sum(n for document_id in self.document_ids()
                            for state, n in self.ledger.state_counts(document_id).items() if state in ARRIVED_OR_LATER)
-            if answered >= confirmed and (confirmed, answered) != compared:
+            late = time.monotonic() > deadline
+            if late or (answered >= confirmed and (confirmed, answered) != compared):
                 compared = (confirmed, answered)
                 waiting, total = self._unanswered()
                 if not waiting:
                     return total
-            if time.monotonic() > deadline:
-                waiting, total = self._unanswered()
-                if not waiting:
-                    return total
-                raise TimeoutError(f"bulk run {self.run_id}: {waiting} of {total} copies without a receipt after {timeout:g} s")
+                if late:
+                    raise TimeoutError(f"bulk run {self.run_id}: {waiting} of {total} copies without a receipt "
+                                       f"after {timeout:g} s")
             await asyncio.sleep(poll)
 
     def _unanswered(self) -> tuple[int, int]:

@@ -598,6 +598,7 @@ INLINE_PENALTY = 300.0
 # What a written package costs besides its attachments' base64: the header, and each To or
 # TraceHeader (an organisation written out) a few hundred bytes.
 _HEADER_BYTES, _ENTRY_BYTES = 4096, 300
+_SLOW_PUBLISHERS_KEPT = 4096
 
 
 class Workers:
@@ -617,7 +618,7 @@ class Workers:
             raise UsageError(f"inline_bytes must be a whole number of bytes, not {inline_bytes!r}")
         self.size = size
         self.inline_bytes = inline_bytes
-        self._slow: Kept[str | None, float] = Kept(_CONTEXTS_MAX * 64)  # publisher -> in a thread until (monotonic)
+        self._slow: Kept[str | None, float] = Kept(_SLOW_PUBLISHERS_KEPT)  # publisher -> in a thread until (monotonic)
         self._pool: _Pool | None = None
         self._shipped: KeptFor[_Shipped] = KeptFor(_CONTEXTS_MAX)
         self._closed = False
@@ -708,19 +709,17 @@ class Workers:
         """Whether the package's job is small enough for the event loop: its written size, as
         estimated from its attachments (base64), its recipients and its trace, within
         :attr:`inline_bytes`."""
-        if isinstance(package, StatusMessage):
-            return self.inline_bytes > 0
-        total = _HEADER_BYTES + _ENTRY_BYTES * (len(package.recipients) + len(package.trace))
-        if total > self.inline_bytes:
-            return False
-        try:
-            for attachment in package.attachments:
-                total += attachment.size * 4 // 3
-                if total > self.inline_bytes:
-                    return False
-        except (OSError, VbdtError):  # a file gone: the job says so, in a thread as ever
-            return False
-        return self.inline_bytes > 0
+        total = _HEADER_BYTES + _ENTRY_BYTES * len(package.trace)
+        if isinstance(package, Document):
+            total += _ENTRY_BYTES * len(package.recipients)
+            try:
+                for attachment in package.attachments:
+                    if total > self.inline_bytes:
+                        break
+                    total += attachment.size * 4 // 3
+            except (OSError, VbdtError):  # a file gone: the job says so, in a thread as ever
+                return False
+        return total <= self.inline_bytes
 
     def _ship(self, value: object) -> _Shipped:
         """``value`` with its token and bytes for the workers, made once per object."""
