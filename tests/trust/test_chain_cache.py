@@ -19,12 +19,12 @@ import vbdt
 from conftest import H54, H54_DISTRICT
 from vbdt.cli.demo import compose
 from vbdt.edxml.xmlparse import parse_xml
-from vbdt.errors import MessageRejected
+from vbdt.errors import CertificateRejected, MessageRejected
 from vbdt.exchange.pipeline import admit
 from vbdt.kept import Kept
-from vbdt.trust.chain import TrustStore
+from vbdt.trust.chain import TrustStore, anchors_file
 from vbdt.trust.pki import TestPki, issue_certificate
-from vbdt.trust.xmldsig import _anchors_file, check_signature, sign, verify
+from vbdt.trust.xmldsig import check_signature, sign, verify
 
 
 def _document(directory: vbdt.Directory, number: str) -> vbdt.Document:
@@ -44,7 +44,7 @@ def test_the_receivers_thousandth_document_does_not_rebuild_the_chain(
     bodies = [sign(_document(example_directory, str(n)), pki.agencies[H54]) for n in range(1, 5)]
     for body in bodies:
         assert _admit(body, anchors, example_directory) == H54
-    store = _anchors_file(anchors)
+    store = anchors_file(anchors)
     # four documents, one chain built: every later one is a hit, keyed on the same certificate
     assert (store.cache_info().hits, store.cache_info().misses, store.cache_info().size) == (3, 1, 1)
     # another signer of the same agency is another key: built once, then served too
@@ -60,7 +60,7 @@ def test_the_receivers_thousandth_document_does_not_rebuild_the_chain(
     with pytest.raises(MessageRejected) as info:
         _admit(bodies[0], anchors, example_directory)
     assert info.value.stage == "verify" and "does not chain" in info.value.reason
-    assert _anchors_file(anchors) is not store
+    assert anchors_file(anchors) is not store
 
 
 def test_a_cached_verdict_never_outlives_the_moment_asked_about(exchange_pki: Any, example_directory: vbdt.Directory) -> None:
@@ -122,3 +122,22 @@ def test_certificates_kept_before_the_chain_is_checked_are_bounded_in_size(
     assert kept.held_bytes <= 100_000 and len(kept) == 100_000 // 4_005
     assert kept.held_bytes == sum(len(t) for t in kept.keys())  # the newest kept, the oldest gone
     assert f"{99:05d}" + "B" * 4_000 in xmldsig._CERTS and f"{0:05d}" + "B" * 4_000 not in xmldsig._CERTS
+
+
+def test_an_anchors_file_is_looked_at_again_only_after_its_recheck(exchange_pki: Any, tmp_path: Path) -> None:
+    _, folder = exchange_pki
+    anchors = tmp_path / "ca.pem"
+    anchors.write_bytes((folder / "ca.pem").read_bytes())
+    store = anchors_file(anchors, recheck=3600)
+    assert anchors_file(anchors) is store  # unchanged: the same store, whoever asks
+    stranger = TestPki.create([(H54, "Impostor")])
+    stranger.write(tmp_path / "other")
+    anchors.write_bytes((tmp_path / "other" / "ca.pem").read_bytes())
+    os.utime(anchors, ns=(1, 1))
+    assert anchors_file(anchors, recheck=3600) is store  # not looked at within the hour (a receiver's hot path)
+    replaced = anchors_file(anchors)  # looked at: a new file is a new store
+    assert replaced is not store
+    assert replaced.anchors != store.anchors
+    anchors.unlink()
+    with pytest.raises(CertificateRejected, match="cannot read the trust anchors"):
+        anchors_file(anchors)

@@ -45,7 +45,6 @@ import multiprocessing
 import multiprocessing.context
 import pickle
 import signal
-import threading
 import time
 import uuid
 from collections import deque
@@ -62,7 +61,7 @@ from vbdt.edxml.codes import StatusCode
 from vbdt.edxml.model import Document, Organization, Package, ResponseFor, StaffInfo, StatusMessage
 from vbdt.errors import MessageRejected, UsageError, VbdtError, WorkerCrashed
 from vbdt.kept import Kept, KeptFor
-from vbdt.trust.chain import TrustStore
+from vbdt.trust.chain import TrustStore, anchors_file
 from vbdt.trust.keys import SigningKey
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -164,29 +163,17 @@ def admit_job(admission: Admission, answering: Answering | None, key: SigningKey
                     Verdict.of(admitted.unpacked), receipt, stamp)
 
 
-_TRUST: dict[str, tuple[float, tuple[int, int], TrustStore]] = {}
-_TRUST_LOCK = threading.Lock()
 _TRUST_RECHECK = 2.0  # seconds: how soon a replaced anchors file is noticed
 
 
 def _trust(path: Path) -> TrustStore | Path:
-    """The trust store of an anchors file, kept with its chain cache; the file is looked at again
-    every few seconds, not for every message (a changed file is a new store). The path itself when
+    """The trust store of an anchors file, kept with its chain cache and looked at again every few
+    seconds, not for every message (:func:`vbdt.trust.chain.anchors_file`). The path itself when
     it cannot be read: admission then says why."""
-    key, now = str(path), time.monotonic()
-    with _TRUST_LOCK:
-        held = _TRUST.get(key)
-    if held is not None and now - held[0] < _TRUST_RECHECK:
-        return held[2]
     try:
-        stat = path.stat()
-        version = (stat.st_size, stat.st_mtime_ns)
-        store = held[2] if held is not None and held[1] == version else TrustStore.from_pem(path)
-    except (OSError, VbdtError):
+        return anchors_file(path, recheck=_TRUST_RECHECK)
+    except VbdtError:
         return path
-    with _TRUST_LOCK:
-        _TRUST[key] = (now, version, store)
-    return store
 
 
 def arrival_receipt(answering: Answering, package: Document, sender: str, document_id: str,

@@ -52,8 +52,8 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 from vbdt.errors import CertificateRejected
 from vbdt.kept import Kept
 
-__all__ = ["DOCUMENT_SIGNING_USAGES", "CacheInfo", "ChainVerdict", "TrustStore", "check_key_cost", "check_signer",
-           "signer_among"]
+__all__ = ["DOCUMENT_SIGNING_USAGES", "CacheInfo", "ChainVerdict", "TrustStore", "anchors_file", "check_key_cost",
+           "check_signer", "signer_among"]
 
 DOCUMENT_SIGNING_USAGES: frozenset[ObjectIdentifier] = frozenset({
     ObjectIdentifier("1.3.6.1.5.5.7.3.36"),  # id-kp-documentSigning, RFC 9336
@@ -279,6 +279,31 @@ class TrustStore:
         until = min([c.not_valid_after_utc for c in chain] + crl_deadline)
         return ChainVerdict(leaf=chain[0], chain=chain, at=when, valid_until=until)
 
+
+
+_FILES: Kept[str, tuple[float, tuple[int, int], TrustStore]] = Kept(16)  # path -> (looked at, version, store)
+
+
+def anchors_file(path: Path, *, recheck: float = 0.0) -> TrustStore:
+    """The trust store of an anchors file as it is now, one per file, so that every caller naming
+    the file shares the store's chain cache. A changed file (size or modification time) is a new
+    store: nothing the old anchors validated is served. With ``recheck`` the file is looked at
+    again at most every ``recheck`` seconds (a receiver's hot path), not on every call.
+
+    Raises :class:`~vbdt.errors.CertificateRejected` when the file cannot be read.
+    """
+    key, now = str(path), time.monotonic()
+    held = _FILES.get(key)
+    if held is not None and now - held[0] < recheck:
+        return held[2]
+    try:
+        stat = path.stat()
+    except OSError:
+        return TrustStore.from_pem(path)  # says why it cannot be read
+    version = (stat.st_size, stat.st_mtime_ns)
+    store = held[2] if held is not None and held[1] == version else TrustStore.from_pem(path)
+    _FILES.put(key, (now, version, store))
+    return store
 
 
 def _fingerprint(cert: x509.Certificate) -> bytes:

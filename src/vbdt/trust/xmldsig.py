@@ -53,7 +53,7 @@ from vbdt.errors import (
     UsageError,
 )
 from vbdt.kept import Kept, KeptFor
-from vbdt.trust.chain import ChainVerdict, TrustStore, check_key_cost, signer_among
+from vbdt.trust.chain import ChainVerdict, TrustStore, anchors_file, check_key_cost, signer_among
 from vbdt.trust.dsig_backends import (
     C14N,
     DIGESTS,
@@ -380,26 +380,8 @@ def _is_sha1(uri: str) -> bool:
 
 def _store(trust: str | Path | TrustStore, crls: list[x509.CertificateRevocationList] | None) -> TrustStore:
     if not isinstance(trust, TrustStore):
-        return TrustStore.from_pem(trust, crls or []) if crls else _anchors_file(Path(trust))
+        return TrustStore.from_pem(trust, crls or []) if crls else anchors_file(Path(trust))
     return TrustStore(trust.anchors, [*trust.crls, *crls]) if crls else trust
-
-
-_FILES: Kept[tuple[str, int, int], TrustStore] = Kept(16)
-
-
-def _anchors_file(path: Path) -> TrustStore:
-    """One store per anchors file as it is now (path, size, modification time), so callers that
-    pass a path still get the store's chain cache; a changed file is a new store."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return TrustStore.from_pem(path)  # says why it cannot be read
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    store = _FILES.get(key)
-    if store is None:
-        store = TrustStore.from_pem(path)
-        _FILES.put(key, store)
-    return store
 
 
 def _validate_chain(certs: list[x509.Certificate], store: TrustStore, when: dt.datetime) -> ChainVerdict:
