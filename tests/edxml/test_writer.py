@@ -1,5 +1,6 @@
 from datetime import date
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -143,3 +144,34 @@ def test_the_writer_emits_no_empty_optional_element(directive: vbdt.Document) ->
     directive.due_date = None
     report = vbdt.validate(vbdt.write(directive))
     assert not [f for f in report.findings if f.code.startswith("EDX9")]
+
+
+_traces = st.lists(st.builds(lambda organ, minute: vbdt.TraceHeader(organ_id=organ, timestamp=f"2026-11-23T09:{minute:02d}:00+07:00"),
+                             _organ, st.integers(0, 59)), max_size=2)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(documents(), _traces, _organ)
+def test_a_hop_added_to_the_tree_is_the_package_written_with_it(doc: vbdt.Document, trace: list[vbdt.TraceHeader],
+                                                               me: str) -> None:
+    """add_trace (the sender's hop, added without writing the document a second time) gives the
+    very bytes of the package written with the hop in its trace: with or without a trace before,
+    for documents (a Bussiness after the trace) and status messages (no TraceHeaderList before)."""
+    from vbdt.edxml.writer import add_trace, serialize, to_tree
+
+    doc = vbdt.Document(**{**doc.__dict__, "trace": trace})
+    hop = vbdt.TraceHeader(organ_id=me, timestamp="2026-11-23T10:00:00+07:00")
+    status = vbdt.StatusMessage(sender=doc.sender, response_for=vbdt.ResponseFor(organ_id=me, document_id=doc.document_id),
+                                status_code=vbdt.StatusCode.ARRIVED, timestamp="2026-11-23T09:00:00+07:00", trace=trace)
+    for package in (doc, status):
+        root = to_tree(package)
+        add_trace(root, hop)
+        extended = type(package)(**{**package.__dict__, "trace": [*package.trace, hop]})
+        assert serialize(root) == vbdt.write(extended)
+
+
+def test_add_trace_takes_only_a_written_tree() -> None:
+    from vbdt.edxml.writer import add_trace
+
+    with pytest.raises(vbdt.UsageError, match="to_tree"):
+        add_trace(etree.fromstring(b"<edXML/>"), vbdt.TraceHeader(organ_id="000.00.00.H54", timestamp="2026-11-23T10:00:00+07:00"))

@@ -304,3 +304,33 @@ async def test_a_message_that_kills_its_worker_is_dead_lettered_with_the_reason(
     assert "no 02 sent" in headers[HEADER_REASON]  # nothing was authenticated to answer
     assert [r.stage for r in refused] == ["worker"]
     assert sender.status(sent.document_id)[0].state is DeliveryState.SENT
+
+
+def test_a_prepared_document_is_the_one_tree_checked_then_signed(exchange_pki: Any, example_directory: vbdt.Directory) -> None:
+    """prepare_job writes the document once (its content digest and, with the hop added, the bytes
+    sent), then checks and signs one parse of them: the same signed bytes as signing the written
+    document with its trace, and the same refusals in the same order as before."""
+    from vbdt.exchange import workers as module
+    from vbdt.exchange.sending import content_digest
+
+    pki, folder = exchange_pki
+    key, sending = pki.agencies[H54], module.Sending(example_directory, DEFAULT_LIMITS)
+    doc = _doc(example_directory, [H54_DISTRICT], "31")
+    prepared = module.prepare_job(sending, key, None, None, doc, H54)
+    assert prepared.failure is None and prepared.body is not None
+    assert prepared.digest == content_digest(doc)  # of the document as given, without the hop
+    sent = vbdt.verify(prepared.body, trust=folder / "ca.pem", directory=example_directory)
+    assert isinstance(sent.package, vbdt.Document) and [str(t.organ_id) for t in sent.package.trace] == [H54]
+    with_hop = vbdt.Document(**{**doc.__dict__, "trace": sent.package.trace})
+    assert prepared.body == vbdt.sign(vbdt.write(with_hop), key)  # what validate-then-sign gave
+    # a document that already ends with this agency's hop is not given another
+    again = module.prepare_job(sending, key, None, None, with_hop, H54)
+    assert again.body == prepared.body and again.digest == content_digest(with_hop)
+    # refusals, as validation's findings: the directory (a recipient unknown to it), the rules
+    stranger = vbdt.Document(**{**doc.__dict__, "recipients": [vbdt.Organization(organ_id="000.00.00.G99")]})
+    refused = module.prepare_job(sending, key, None, None, stranger, H54)
+    assert refused.body is None and refused.failure is not None
+    assert isinstance(refused.failure.error(), vbdt.ValidationError)
+    twice = vbdt.Document(**{**doc.__dict__, "attachments": [*doc.attachments, *doc.attachments]})
+    doubled = module.prepare_job(sending, key, None, None, twice, H54)
+    assert doubled.body is None and doubled.failure is not None and "EDX302" in str(doubled.failure.error())

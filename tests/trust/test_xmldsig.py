@@ -290,3 +290,27 @@ def test_large_attachment_signs_and_verifies(pki, directive: vbdt.Document) -> N
     big = directive.model_copy(update={"attachments": [vbdt.Attachment.from_bytes("scan.pdf", b"%PDF" + b"\x07" * 8_000_000, content_id="cid:1")]})
     result = verify(sign(big, keys.agencies[H14]), trust=folder / "ca.pem")
     assert result.package.attachments[0].size == 8_000_004
+
+
+def test_sign_tree_signs_in_place_what_sign_signs_and_leaves_the_tree_whole(pki, directive: vbdt.Document) -> None:  # type: ignore[no-untyped-def]
+    """sign_tree (the sender's one tree, checked then signed) writes the bytes sign() writes for the
+    same bytes, big attachment included, and leaves the tree whole to be read on."""
+    from vbdt.edxml.xmlparse import parse_xml
+    from vbdt.trust.xmldsig import sign_tree
+
+    keys, folder = pki
+    big = vbdt.Document(**{**directive.__dict__, "attachments": [
+        *directive.attachments, vbdt.Attachment.from_bytes("phu-luc.pdf", b"%PDF-1.4 " + bytes(range(256)) * 6000,
+                                                           content_id="cid:big")]})
+    for document in (directive, big):
+        written = vbdt.write(document)
+        tree = parse_xml(written)
+        signed = sign_tree(tree, keys.agencies[H14])
+        assert signed == sign(written, keys.agencies[H14])
+        assert etree.tostring(tree.getroot(), xml_declaration=True, encoding="UTF-8") + b"\n" == signed  # whole
+        assert verify(signed, trust=folder / "ca.pem").package == document
+        with pytest.raises(SignatureProfileError, match="signed already"):
+            sign_tree(tree, keys.agencies[H14])
+    beside = parse_xml(vbdt.write(directive).replace(b"<edXML:edXML", b"<!-- x --><edXML:edXML", 1))
+    with pytest.raises(SignatureProfileError, match="beside the root"):
+        sign_tree(beside, keys.agencies[H14])

@@ -30,7 +30,7 @@ from vbdt.edxml.model import (
 from vbdt.edxml.xmlparse import EDXML_NS
 from vbdt.errors import UsageError
 
-__all__ = ["serialize", "to_tree", "write"]
+__all__ = ["add_trace", "serialize", "to_tree", "write"]
 
 _NSMAP = {"edXML": EDXML_NS}
 
@@ -99,9 +99,7 @@ def _trace_list(header: etree._Element, traces: list[TraceHeader], business: Bus
         return
     el = etree.SubElement(header, _q("TraceHeaderList"))
     for trace in traces:
-        t = etree.SubElement(el, _q("TraceHeader"))
-        _leaf(t, "OrganId", str(trace.organ_id))
-        _leaf(t, "Timestamp", trace.timestamp)
+        _trace(el, trace)
     if business is None:
         return
     b = etree.SubElement(el, _q("Bussiness"))
@@ -130,6 +128,31 @@ def _trace_list(header: etree._Element, traces: list[TraceHeader], business: Bus
                 ids = etree.SubElement(r, _q("OrganIdList"))
                 for organ_id in replacement.organ_ids:
                     _leaf(ids, "OrganId", str(organ_id))
+
+
+def _trace(parent: etree._Element, trace: TraceHeader) -> etree._Element:
+    t = etree.SubElement(parent, _q("TraceHeader"))
+    _leaf(t, "OrganId", str(trace.organ_id))
+    _leaf(t, "Timestamp", trace.timestamp)
+    return t
+
+
+def add_trace(root: etree._Element, trace: TraceHeader) -> None:
+    """Append ``trace`` to the trace of a package's tree from :func:`to_tree`, in place: the tree
+    :func:`to_tree` makes of the package with ``trace`` appended to its own (the sender adds its
+    hop to the document it was given without writing the document twice)."""
+    header = root.find(f"{_q('edXMLEnvelope')}/{_q('edXMLHeader')}")
+    if header is None or len(header) == 0 or header[0].tag != _q("MessageHeader"):
+        raise UsageError("add_trace takes a tree written by to_tree (edXMLEnvelope/edXMLHeader/MessageHeader)")
+    traces = header.find(_q("TraceHeaderList"))
+    if traces is None:
+        traces = etree.Element(_q("TraceHeaderList"))
+        header.insert(1, traces)  # where to_tree writes it: right after MessageHeader
+    business = traces.find(_q("Bussiness"))
+    added = _trace(traces, trace)
+    if business is not None:
+        business.addprevious(added)  # every TraceHeader comes before Bussiness
+    etree.indent(root, space="  ")
 
 
 def _document_header(message: etree._Element, doc: Document) -> None:

@@ -25,7 +25,7 @@ from vbdt.exchange.receipts import DeliveryState
 from vbdt.exchange.workers import Sending, Workers
 from vbdt.trust.keys import SigningKey
 
-__all__ = ["Sender", "content_digest"]
+__all__ = ["Sender", "content_digest", "digest_of"]
 
 log = logging.getLogger("vbdt.exchange.sending")
 
@@ -34,7 +34,12 @@ _CHANGES = (BusinessDocType.UPDATE, BusinessDocType.REPLACE, BusinessDocType.REV
 
 def content_digest(document: Document) -> str:
     """SHA-256 of the document as the application gave it (its deterministic edXML, before signing)."""
-    return hashlib.sha256(write(document)).hexdigest()
+    return digest_of(write(document))
+
+
+def digest_of(written: bytes) -> str:
+    """:func:`content_digest` of a document whose edXML (:func:`vbdt.edxml.writer.write`) is ``written``."""
+    return hashlib.sha256(written).hexdigest()
 
 
 class Sender:

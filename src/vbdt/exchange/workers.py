@@ -197,28 +197,46 @@ def prepare_job(sending: Sending, key: SigningKey, person: SigningKey | None, se
     """The content digest of ``document`` as given; then this agency's trace, the validation
     (schema, rules, directory) and the signatures (PDFs, then the envelope)."""
     from vbdt.edxml.model import VIETNAM_TZ, TraceHeader
-    from vbdt.edxml.validation import validate
-    from vbdt.edxml.writer import write
+    from vbdt.edxml.reader import parse_tree
+    from vbdt.edxml.validation import check_tree, report_tree
+    from vbdt.edxml.writer import add_trace, serialize, to_tree
     from vbdt.errors import ValidationError
-    from vbdt.exchange.sending import content_digest
+    from vbdt.exchange.sending import digest_of
     from vbdt.trust.packaging import check_unique_names, pack
-    from vbdt.trust.xmldsig import sign
+    from vbdt.trust.xmldsig import sign, sign_tree
 
-    digest = content_digest(document)
+    root = to_tree(document)
+    written = serialize(root)
+    digest = digest_of(written)  # content_digest(document), of the one tree written
     try:
         if not document.trace or str(document.trace[-1].organ_id) != me:
-            trace = [*document.trace, TraceHeader(organ_id=me, timestamp=dt.datetime.now(VIETNAM_TZ))]
-            document = Document(**{**document.__dict__, "trace": trace})
-        data = write(document)
-        report = validate(data, directory=sending.directory, limits=sending.limits)
+            hop = TraceHeader(organ_id=me, timestamp=dt.datetime.now(VIETNAM_TZ))
+            document = Document(**{**document.__dict__, "trace": [*document.trace, hop]})
+            add_trace(root, hop)  # the tree of the document with its trace, not written again
+            written = serialize(root)
+        del root
+        # The bytes as sent, parsed hardened and checked (limits, schema) as a receiver will: the
+        # tree checked is the tree signed, then the tree the model and rules are read from.
+        tree, findings = parse_tree(written, sending.limits, lenient=False)
+        findings += check_tree(tree, lenient=False)
+        signed: bytes | VbdtError | None = None
+        if not findings and person is None and seal is None:
+            try:
+                check_unique_names(document.attachments)
+                signed = sign_tree(tree, key)
+            except VbdtError as exc:  # told after validation's findings, as a receiver orders them
+                signed = exc
+        report = report_tree(tree, findings, directory=sending.directory, limits=sending.limits)
         if not report.valid:
             raise ValidationError(report.findings, source=str(document.document_id))
         if person is not None or seal is not None:  # PDFs to sign first: a new model, written again
             return Prepared(digest, pack(document, key, person=person, seal=seal))
-        # No PDF to sign: the bytes just validated are what is signed (parsed in C, not the model
-        # written a third time); the same signed bytes as pack() gives.
-        check_unique_names(document.attachments)
-        return Prepared(digest, sign(data, key, limits=sending.limits))
+        if isinstance(signed, VbdtError):
+            raise signed
+        if signed is None:  # a warning changed the tree (none does when strict): the bytes as written
+            check_unique_names(document.attachments)
+            signed = sign(written, key, limits=sending.limits)
+        return Prepared(digest, signed)
     except VbdtError as exc:  # raised by the caller once it knows the DocumentId is not a repeat
         return Prepared(digest, None, _portable(exc))
 

@@ -82,6 +82,7 @@ __all__ = [
     "check_signature",
     "sign",
     "sign_per_group",
+    "sign_tree",
     "verify",
     "verify_tree",
 ]
@@ -114,12 +115,29 @@ def sign(package: Package | bytes, key: SigningKey, *, limits: Limits = DEFAULT_
             root = etree.fromstring(etree.tostring(root), etree.XMLParser(resolve_entities=False, huge_tree=True))
     else:
         root = to_tree(package)
+    _sign_root(root, key, backend)
+    return _serialize(root)
+
+
+def sign_tree(tree: etree._ElementTree, key: SigningKey, *, backend: DsigBackend | str | None = None) -> bytes:
+    """An unsigned package's tree from :func:`vbdt.edxml.xmlparse.parse_xml`, signed in place: the
+    bytes :func:`sign` gives for the same bytes. Unlike :func:`sign`, the tree is left whole (its
+    signature in it) to be read on: a sender validates and signs one tree, not two parses of it."""
+    root = tree.getroot()
+    if root.find("e:edXMLEnvelope/e:edXMLHeader/ds:Signature", _NS) is not None:
+        raise SignatureProfileError("the package is signed already")
+    if root.getprevious() is not None or root.getnext() is not None:
+        raise SignatureProfileError("a comment or processing instruction beside the root is not edXML")
+    _sign_root(root, key, backend)
+    return _serialize(root, keep=True)
+
+
+def _sign_root(root: etree._Element, key: SigningKey, backend: DsigBackend | str | None) -> None:
     header = root.find("e:edXMLEnvelope/e:edXMLHeader", _NS)
     if header is None:
         raise SignatureProfileError("no edXMLHeader to put the signature in")
     # No whitespace after the signature: text there is signed content, fixed before the digest.
     _backend(backend).sign(header, key)
-    return _serialize(root)
 
 
 def sign_per_group(document: Document, key: SigningKey, groups: Sequence[Sequence[int]], *,
