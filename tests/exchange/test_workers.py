@@ -132,6 +132,7 @@ async def test_a_publisher_whose_message_held_the_loop_goes_to_a_thread(
     """Size does not bound every cost a peer can make: an admission that held the event loop over
     INLINE_SLOW sends that publisher's next messages to a thread for INLINE_PENALTY seconds; the
     others stay on the loop. A document to many recipients is prepared in a thread too."""
+    import gc
     import threading
     import time
 
@@ -143,7 +144,9 @@ async def test_a_publisher_whose_message_held_the_loop_goes_to_a_thread(
 
     def slow_admission(*args: Any) -> Refusal:
         publisher = args[-1]
-        ran.append((publisher, "loop" if threading.get_ident() == loop_thread else "thread"))
+        on_loop = threading.get_ident() == loop_thread
+        ran.append((publisher, "loop" if on_loop else "thread"))
+        assert gc.isenabled() is not on_loop  # a collection's pause is not counted against a publisher
         if publisher == "000.00.00.H99":
             started = time.thread_time()
             while time.thread_time() - started < 0.05:  # CPU, as a costly chain would
@@ -166,6 +169,7 @@ async def test_a_publisher_whose_message_held_the_loop_goes_to_a_thread(
     ran.clear()
     await workers.admit(admission, b"<small/>", me=H54_DISTRICT, publisher="000.00.00.H99")
     assert ran == [("000.00.00.H99", "loop")]  # the penalty is over
+    assert gc.isenabled()
     many = _doc(example_directory, [H54_DISTRICT, *[str(a.organ_id) for a in example_directory][:80]], "6")
     assert not workers._small(many) and workers._small(_doc(example_directory, [H54_DISTRICT], "7"))
 
