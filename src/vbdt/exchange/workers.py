@@ -680,14 +680,14 @@ class Workers:
         collector = here and gc.isenabled()
         if collector:
             gc.disable()
-        started = time.thread_time()
+        started = time.thread_time() if here else 0.0
         try:
             return await self._call(admit_job, contexts, body, me, publisher, inline=here)
         finally:
-            held = time.thread_time() - started
+            held = time.thread_time() - started if here else 0.0
             if collector:
                 gc.enable()
-            if here and held > INLINE_SLOW:
+            if held > INLINE_SLOW:
                 log.warning("admitting a %d-byte message from %s held the event loop %.0f ms: its next messages go "
                             "to a thread for %.0f s", len(body), publisher, held * 1000, INLINE_PENALTY)
                 self._slow.put(publisher, time.monotonic() + INLINE_PENALTY)
