@@ -70,8 +70,8 @@ class OwnBroker:
         return subprocess.run([CTL, "-n", self.node, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
 
     def start(self) -> None:
-        log = open(self.base / "server.out", "ab")
-        self.process = subprocess.Popen([SERVER], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        with open(self.base / "server.out", "ab") as log:  # the server writes to its own copy of the handle
+            self.process = subprocess.Popen([SERVER], env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.ctl("await_startup", "--timeout", "5").returncode == 0:

@@ -141,3 +141,25 @@ def test_an_anchors_file_is_looked_at_again_only_after_its_recheck(exchange_pki:
     anchors.unlink()
     with pytest.raises(CertificateRejected, match="cannot read the trust anchors"):
         anchors_file(anchors)
+    with pytest.raises(CertificateRejected, match="cannot read the trust anchors"):
+        anchors_file(Path(str(anchors) + "\0"))
+
+
+def test_anchors_swapped_for_a_file_of_the_same_size_and_time_are_a_new_store(exchange_pki: Any, tmp_path: Path) -> None:
+    """Size and modification time alone miss a swap (images built with fixed times, a file of the
+    same length): the file's identity and change time are part of what is compared."""
+    _, folder = exchange_pki
+    stranger = TestPki.create([(H54, "Impostor")])
+    stranger.write(tmp_path / "other")
+    ours, theirs = (folder / "ca.pem").read_bytes(), (tmp_path / "other" / "ca.pem").read_bytes()
+    size = max(len(ours), len(theirs))
+    anchors = tmp_path / "ca.pem"
+    anchors.write_bytes(ours.ljust(size, b"\n"))  # text after the last certificate is ignored
+    os.utime(anchors, ns=(1, 1))
+    store = anchors_file(anchors)
+    swapped = tmp_path / "swapped.pem"
+    swapped.write_bytes(theirs.ljust(size, b"\n"))
+    os.utime(swapped, ns=(1, 1))
+    os.replace(swapped, anchors)  # same size, same modification time, another file
+    replaced = anchors_file(anchors)
+    assert replaced is not store and replaced.anchors != store.anchors

@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import gc
 import importlib
 import logging
 import multiprocessing
@@ -61,6 +60,7 @@ from cryptography.hazmat.primitives import serialization
 from vbdt.edxml.codes import StatusCode
 from vbdt.edxml.model import Document, Organization, Package, ResponseFor, StaffInfo, StatusMessage
 from vbdt.errors import MessageRejected, UsageError, VbdtError, WorkerCrashed
+from vbdt.exchange.loopclock import LoopClock
 from vbdt.kept import Kept, KeptFor
 from vbdt.trust.chain import TrustStore, anchors_file
 from vbdt.trust.keys import SigningKey
@@ -195,8 +195,11 @@ def sign_job(key: SigningKey, package: Package) -> bytes:
 
 def prepare_job(sending: Sending, key: SigningKey, person: SigningKey | None, seal: SigningKey | None,
                 document: Document, me: str) -> Prepared:
-    """The content digest of ``document`` as given; then this agency's trace, the validation
-    (schema, rules, directory) and the signatures (PDFs, then the envelope)."""
+    """The content digest of ``document`` as given; then this agency's trace, and the package as
+    it will be sent: checked (limits, schema), signed, then read into the model for the rules
+    (directory included). A package the rules refuse was signed for nothing and is not sent.
+    With PDFs to sign (``person``, ``seal``) the package is made by :func:`vbdt.trust.packaging.pack`
+    once the document is validated."""
     from vbdt.edxml.model import VIETNAM_TZ, TraceHeader
     from vbdt.edxml.reader import parse_tree
     from vbdt.edxml.validation import check_tree, report_tree
@@ -204,7 +207,7 @@ def prepare_job(sending: Sending, key: SigningKey, person: SigningKey | None, se
     from vbdt.errors import ValidationError
     from vbdt.exchange.sending import digest_of
     from vbdt.trust.packaging import check_unique_names, pack
-    from vbdt.trust.xmldsig import sign, sign_tree
+    from vbdt.trust.xmldsig import sign_tree
 
     root = to_tree(document)
     written = serialize(root)
@@ -216,9 +219,11 @@ def prepare_job(sending: Sending, key: SigningKey, person: SigningKey | None, se
             add_trace(root, hop)  # the tree of the document with its trace, not written again
             written = serialize(root)
         del root
-        # The bytes as sent, parsed hardened and checked (limits, schema) as a receiver will: the
-        # tree checked is the tree signed, then the tree the model and rules are read from.
+        # The bytes as sent, parsed hardened and checked as a receiver will: the tree checked is
+        # the tree signed. Signed before the model is read from it: reading moves the
+        # attachments' text out of the tree.
         tree, findings = parse_tree(written, sending.limits, lenient=False)
+        del written
         findings += check_tree(tree, lenient=False)
         signed: bytes | VbdtError | None = None
         if not findings and person is None and seal is None:
@@ -228,15 +233,15 @@ def prepare_job(sending: Sending, key: SigningKey, person: SigningKey | None, se
             except VbdtError as exc:  # told after validation's findings, as a receiver orders them
                 signed = exc
         report = report_tree(tree, findings, directory=sending.directory, limits=sending.limits)
+        del tree
         if not report.valid:
             raise ValidationError(report.findings, source=str(document.document_id))
         if person is not None or seal is not None:  # PDFs to sign first: a new model, written again
             return Prepared(digest, pack(document, key, person=person, seal=seal))
         if isinstance(signed, VbdtError):
             raise signed
-        if signed is None:  # a warning changed the tree (none does when strict): the bytes as written
-            check_unique_names(document.attachments)
-            signed = sign(written, key, limits=sending.limits)
+        if signed is None:  # never: check_tree's findings are errors when strict, so a valid report had none
+            raise ValidationError(report.findings, source=str(document.document_id))
         return Prepared(digest, signed)
     except VbdtError as exc:  # raised by the caller once it knows the DocumentId is not a repeat
         return Prepared(digest, None, _portable(exc))
@@ -597,12 +602,11 @@ thread. Size does not bound every cost a peer can make a receiver pay (a certifi
 KeyInfo made the chain builder run for half a second before keys were bounded,
 :func:`vbdt.trust.chain.check_key_cost`), hence :data:`INLINE_SLOW`."""
 INLINE_SLOW = 0.02
-"""Seconds of the event loop thread's CPU: an admission on the loop that took more sends the next
-messages of the same publisher to a thread for :data:`INLINE_PENALTY` seconds, so a peer can hold
-the loop for one message only, not for a stream of them. CPU time, not wall time, and no garbage
-collection in it: a busy host preempting the loop (the broker on the same cores) or a collection
-falling there is no fault of the publisher (with wall time, 68 ordinary 5 KB receipts of one
-benchmark run were taken for slow ones; then an 8 KB document during a 34 ms collection)."""
+"""Seconds of the event loop thread's CPU, garbage collection apart (:mod:`vbdt.exchange.loopclock`):
+an admission on the loop that took more sends the next messages of the same publisher to a thread
+for :data:`INLINE_PENALTY` seconds, so a peer can hold the loop for one message only, not for a
+stream of them. (With wall time, 68 ordinary 5 KB receipts of one benchmark run were taken for slow
+ones; with CPU time and collections in it, an 8 KB document during a 34 ms collection.)"""
 INLINE_PENALTY = 300.0
 # What a written package costs besides its attachments' base64: the header, and each To or
 # TraceHeader (an organisation written out) a few hundred bytes.
@@ -628,6 +632,7 @@ class Workers:
         self.size = size
         self.inline_bytes = inline_bytes
         self._slow: Kept[str | None, float] = Kept(_SLOW_PUBLISHERS_KEPT)  # publisher -> in a thread until (monotonic)
+        self._clock = LoopClock()
         self._pool: _Pool | None = None
         self._shipped: KeptFor[_Shipped] = KeptFor(_CONTEXTS_MAX)
         self._closed = False
@@ -674,19 +679,11 @@ class Workers:
         contexts = (self._ship(admission), self._ship(answering), self._ship(key))
         until = self._slow.get(publisher)
         here = self._here(contexts, len(body) <= self.inline_bytes and (until is None or time.monotonic() >= until))
-        # The cyclic collector is held off while a peer's message holds the loop: a collection that
-        # falls there (generation 2: 12-32 ms in a busy benchmark process) is no fault of the
-        # publisher, and runs at the next allocation after it instead.
-        collector = here and gc.isenabled()
-        if collector:
-            gc.disable()
-        started = time.thread_time() if here else 0.0
+        started = self._clock.start() if here else None
         try:
             return await self._call(admit_job, contexts, body, me, publisher, inline=here)
         finally:
-            held = time.thread_time() - started if here else 0.0
-            if collector:
-                gc.enable()
+            held = self._clock.seconds(started) if started is not None else 0.0
             if held > INLINE_SLOW:
                 log.warning("admitting a %d-byte message from %s held the event loop %.0f ms: its next messages go "
                             "to a thread for %.0f s", len(body), publisher, held * 1000, INLINE_PENALTY)

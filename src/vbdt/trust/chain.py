@@ -281,28 +281,34 @@ class TrustStore:
 
 
 
-_FILES: Kept[str, tuple[float, tuple[int, int], TrustStore]] = Kept(16)  # path -> (looked at, version, store)
+_Version = tuple[int, int, int, int, int]  # device, inode, size, modification and change times
+_FILES: Kept[str, tuple[float, _Version, TrustStore]] = Kept(16)  # path -> (looked at, version, store)
+_LOADING = threading.Lock()
 
 
 def anchors_file(path: Path, *, recheck: float = 0.0) -> TrustStore:
     """The trust store of an anchors file as it is now, one per file, so that every caller naming
-    the file shares the store's chain cache. A changed file (size or modification time) is a new
-    store: nothing the old anchors validated is served. With ``recheck`` the file is looked at
-    again at most every ``recheck`` seconds (a receiver's hot path), not on every call.
+    the file shares the store's chain cache. A file changed since it was last looked at (another
+    file, size, modification or change time) is a new store: nothing the old anchors validated is
+    served from then on. With ``recheck`` the file is looked at again at most every ``recheck``
+    seconds (a receiver's hot path), not on every call: a replaced file is then noticed within
+    that time.
 
     Raises :class:`~vbdt.errors.CertificateRejected` when the file cannot be read.
     """
-    key, now = str(path), time.monotonic()
+    key = str(path)
     held = _FILES.get(key)
-    if held is not None and now - held[0] < recheck:
+    if held is not None and time.monotonic() - held[0] < recheck:
         return held[2]
-    try:
-        stat = path.stat()
-    except OSError:
-        return TrustStore.from_pem(path)  # says why it cannot be read
-    version = (stat.st_size, stat.st_mtime_ns)
-    store = held[2] if held is not None and held[1] == version else TrustStore.from_pem(path)
-    _FILES.put(key, (now, version, store))
+    with _LOADING:  # one look at a time: a slower look at the old file cannot overwrite a newer one
+        try:
+            stat = path.stat()
+        except (OSError, ValueError):  # ValueError: a NUL in the path
+            return TrustStore.from_pem(path)  # says why it cannot be read
+        version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        held = _FILES.get(key)
+        store = held[2] if held is not None and held[1] == version else TrustStore.from_pem(path)
+        _FILES.put(key, (time.monotonic(), version, store))
     return store
 
 

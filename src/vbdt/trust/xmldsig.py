@@ -82,7 +82,6 @@ __all__ = [
     "check_signature",
     "sign",
     "sign_per_group",
-    "sign_tree",
     "verify",
     "verify_tree",
 ]
@@ -122,7 +121,12 @@ def sign(package: Package | bytes, key: SigningKey, *, limits: Limits = DEFAULT_
 def sign_tree(tree: etree._ElementTree, key: SigningKey, *, backend: DsigBackend | str | None = None) -> bytes:
     """An unsigned package's tree from :func:`vbdt.edxml.xmlparse.parse_xml`, signed in place: the
     bytes :func:`sign` gives for the same bytes. Unlike :func:`sign`, the tree is left whole (its
-    signature in it) to be read on: a sender validates and signs one tree, not two parses of it."""
+    signature in it) to be read on: the sender checks, signs and reads one tree
+    (:func:`vbdt.exchange.workers.prepare_job`), not two parses of it.
+
+    Sign before reading the model from the tree, never after: :func:`vbdt.edxml.validation.report_tree`
+    moves the attachments' text out of the tree, and what is left would be signed. (Not in
+    ``__all__``: the sender's pipeline is its one caller.)"""
     root = tree.getroot()
     if root.find("e:edXMLEnvelope/e:edXMLHeader/ds:Signature", _NS) is not None:
         raise SignatureProfileError("the package is signed already")
