@@ -124,30 +124,33 @@ def test_certificates_kept_before_the_chain_is_checked_are_bounded_in_size(
     assert f"{99:05d}" + "B" * 4_000 in xmldsig._CERTS and f"{0:05d}" + "B" * 4_000 not in xmldsig._CERTS
 
 
-def test_an_anchors_file_is_looked_at_again_only_after_its_recheck(exchange_pki: Any, tmp_path: Path) -> None:
+def test_an_anchors_file_is_one_store_per_content(exchange_pki: Any, tmp_path: Path) -> None:
     _, folder = exchange_pki
     anchors = tmp_path / "ca.pem"
     anchors.write_bytes((folder / "ca.pem").read_bytes())
-    store = anchors_file(anchors, recheck=3600)
+    store = anchors_file(anchors)
     assert anchors_file(anchors) is store  # unchanged: the same store, whoever asks
+    copy = tmp_path / "copy.pem"
+    copy.write_bytes(anchors.read_bytes())
+    assert anchors_file(copy) is store  # the same anchors: the same verdicts
     stranger = TestPki.create([(H54, "Impostor")])
     stranger.write(tmp_path / "other")
-    anchors.write_bytes((tmp_path / "other" / "ca.pem").read_bytes())
-    os.utime(anchors, ns=(1, 1))
-    assert anchors_file(anchors, recheck=3600) is store  # not looked at within the hour (a receiver's hot path)
-    replaced = anchors_file(anchors)  # looked at: a new file is a new store
-    assert replaced is not store
-    assert replaced.anchors != store.anchors
+    anchors.write_bytes((tmp_path / "other" / "ca.pem").read_bytes())  # at once, in place: times may not move
+    replaced = anchors_file(anchors)
+    assert replaced is not store and replaced.anchors != store.anchors
     anchors.unlink()
     with pytest.raises(CertificateRejected, match="cannot read the trust anchors"):
         anchors_file(anchors)
     with pytest.raises(CertificateRejected, match="cannot read the trust anchors"):
         anchors_file(Path(str(anchors) + "\0"))
+    anchors.write_bytes(b"not PEM")
+    with pytest.raises(CertificateRejected, match="cannot read the trust anchors"):
+        anchors_file(anchors)
 
 
 def test_anchors_swapped_for_a_file_of_the_same_size_and_time_are_a_new_store(exchange_pki: Any, tmp_path: Path) -> None:
     """Size and modification time alone miss a swap (images built with fixed times, a file of the
-    same length): the file's identity and change time are part of what is compared."""
+    same length): the store is found by the file's content."""
     _, folder = exchange_pki
     stranger = TestPki.create([(H54, "Impostor")])
     stranger.write(tmp_path / "other")

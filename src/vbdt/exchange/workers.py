@@ -164,15 +164,12 @@ def admit_job(admission: Admission, answering: Answering | None, key: SigningKey
                     Verdict.of(admitted.unpacked), receipt, stamp)
 
 
-_TRUST_RECHECK = 2.0  # seconds: how soon a replaced anchors file is noticed
-
-
 def _trust(path: Path) -> TrustStore | Path:
-    """The trust store of an anchors file, kept with its chain cache and looked at again every few
-    seconds, not for every message (:func:`vbdt.trust.chain.anchors_file`). The path itself when
-    it cannot be read: admission then says why."""
+    """The trust store of an anchors file, kept with its chain cache
+    (:func:`vbdt.trust.chain.anchors_file`). The path itself when it cannot be read: admission
+    then says why."""
     try:
-        return anchors_file(path, recheck=_TRUST_RECHECK)
+        return anchors_file(path)
     except VbdtError:
         return path
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import itertools
 import threading
 import time
@@ -222,10 +223,10 @@ class TrustStore:
     def from_pem(cls, path: str | Path, crls: Iterable[x509.CertificateRevocationList] = ()) -> TrustStore:
         """Anchors from a PEM file (one or more certificates)."""
         try:
-            anchors = x509.load_pem_x509_certificates(Path(path).read_bytes())
+            data = Path(path).read_bytes()
         except (OSError, ValueError) as exc:
             raise CertificateRejected(f"cannot read the trust anchors in {path}: {exc}") from None
-        return cls(anchors, crls)
+        return cls(_anchors_in(data, path), crls)
 
     def validate(
         self, leaf: x509.Certificate, intermediates: Iterable[x509.Certificate] = (), *, at: dt.datetime | None = None
@@ -281,35 +282,37 @@ class TrustStore:
 
 
 
-_Version = tuple[int, int, int, int, int]  # device, inode, size, modification and change times
-_FILES: Kept[str, tuple[float, _Version, TrustStore]] = Kept(16)  # path -> (looked at, version, store)
-_LOADING = threading.Lock()
+_FILES: Kept[bytes, TrustStore] = Kept(16)  # SHA-256 of an anchors file's content -> its store
 
 
-def anchors_file(path: Path, *, recheck: float = 0.0) -> TrustStore:
-    """The trust store of an anchors file as it is now, one per file, so that every caller naming
-    the file shares the store's chain cache. A file changed since it was last looked at (another
-    file, size, modification or change time) is a new store: nothing the old anchors validated is
-    served from then on. With ``recheck`` the file is looked at again at most every ``recheck``
-    seconds (a receiver's hot path), not on every call: a replaced file is then noticed within
-    that time.
+def anchors_file(path: Path) -> TrustStore:
+    """The trust store of an anchors file as it is now, one per content, so that every caller
+    naming the file shares the store's chain cache.
+
+    The file (a few KB) is read on every call and its store found by its content (6 µs): a file
+    replaced in place is a new store at once, whatever its size and times say (a filesystem's
+    clock ticks in milliseconds; a rewrite within one tick kept them all), and nothing the old
+    anchors validated is served from then on.
 
     Raises :class:`~vbdt.errors.CertificateRejected` when the file cannot be read.
     """
-    key = str(path)
-    held = _FILES.get(key)
-    if held is not None and time.monotonic() - held[0] < recheck:
-        return held[2]
-    with _LOADING:  # one look at a time: a slower look at the old file cannot overwrite a newer one
-        try:
-            stat = path.stat()
-        except (OSError, ValueError):  # ValueError: a NUL in the path
-            return TrustStore.from_pem(path)  # says why it cannot be read
-        version = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-        held = _FILES.get(key)
-        store = held[2] if held is not None and held[1] == version else TrustStore.from_pem(path)
-        _FILES.put(key, (time.monotonic(), version, store))
+    try:
+        data = path.read_bytes()
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise CertificateRejected(f"cannot read the trust anchors in {path}: {exc}") from None
+    key = hashlib.sha256(data).digest()
+    store = _FILES.get(key)
+    if store is None:
+        store = TrustStore(_anchors_in(data, path))
+        _FILES.put(key, store)
     return store
+
+
+def _anchors_in(data: bytes, path: str | Path) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise CertificateRejected(f"cannot read the trust anchors in {path}: {exc}") from None
 
 
 def _fingerprint(cert: x509.Certificate) -> bytes:
