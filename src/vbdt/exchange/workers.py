@@ -599,14 +599,15 @@ thread. Size does not bound every cost a peer can make a receiver pay (a certifi
 KeyInfo made the chain builder run for half a second before keys were bounded,
 :func:`vbdt.trust.chain.check_key_cost`), hence :data:`INLINE_SLOW`."""
 INLINE_SLOW = 0.02
-"""Seconds of the event loop thread's CPU, garbage collection apart (:mod:`vbdt.exchange.loopclock`):
+"""Seconds of the event loop thread's CPU (:mod:`vbdt.exchange.loopclock`: an admission a full
+garbage collection fell into is not measured):
 two admissions of the same publisher on the loop that took more, within :data:`INLINE_PENALTY`
 seconds, or one that took more than :data:`INLINE_SLOW_ONCE`, send that publisher's next messages
 to a thread for :data:`INLINE_PENALTY` seconds: a peer can hold the loop for a message or two, not
 for a stream of them. A host's hiccup happens once (one ordinary 8 KB document in 3,500 took 24 ms
 of CPU in a five-round benchmark run: a page fault, a cold cache), a costly peer every time. (With
-wall time, 68 ordinary 5 KB receipts of one run were taken for slow ones; with collections counted,
-an 8 KB document during a 34 ms collection.)"""
+wall time, 68 ordinary 5 KB receipts of one run were taken for slow ones; with full collections
+counted, an 8 KB document during a 34 ms collection.)"""
 INLINE_SLOW_ONCE = 0.1
 """Seconds: an admission on the loop that took more sends its publisher to a thread at once."""
 INLINE_PENALTY = 300.0
@@ -686,8 +687,8 @@ class Workers:
         try:
             return await self._call(admit_job, contexts, body, me, publisher, inline=here)
         finally:
-            held = self._clock.seconds(started) if started is not None else 0.0
-            if held > INLINE_SLOW:
+            held = self._clock.seconds(started) if started is not None else None
+            if held is not None and held > INLINE_SLOW:
                 self._held_too_long(publisher, held, len(body))
 
     def _held_too_long(self, publisher: str | None, held: float, size: int) -> None:
