@@ -20,27 +20,26 @@ import gc
 import sys
 import time
 
-__all__ = ["LoopClock"]
+__all__ = ["Mark", "cpu_seconds", "mark"]
 
 _clock = time.perf_counter if sys.platform == "win32" else time.thread_time
+
+Mark = tuple[float, int]
+"""The thread's clock and the number of full collections, when a job began."""
 
 
 def _full_collections() -> int:
     return int(gc.get_stats()[-1]["collections"])
 
 
-class LoopClock:
-    """Times jobs on the calling thread: :meth:`start` before, :meth:`seconds` after."""
+def mark() -> Mark:
+    """Now, on the calling thread: taken before the job."""
+    return _clock(), _full_collections()
 
-    @staticmethod
-    def start() -> tuple[float, int]:
-        """The thread's clock and the number of full collections so far."""
-        return _clock(), _full_collections()
 
-    @staticmethod
-    def seconds(started: tuple[float, int]) -> float | None:
-        """CPU seconds of this thread since ``started``; None when a full collection (in any
-        thread) fell in between: then the time says nothing of the job."""
-        clock, collections = started
-        elapsed = _clock() - clock
-        return None if _full_collections() != collections else elapsed
+def cpu_seconds(began: Mark) -> float | None:
+    """CPU seconds of the calling thread since ``began``; None when a full collection (in any
+    thread) fell in between: then the time says nothing of the job."""
+    clock, collections = began
+    elapsed = _clock() - clock
+    return None if _full_collections() != collections else elapsed

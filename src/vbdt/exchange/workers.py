@@ -60,7 +60,7 @@ from cryptography.hazmat.primitives import serialization
 from vbdt.edxml.codes import StatusCode
 from vbdt.edxml.model import Document, Organization, Package, ResponseFor, StaffInfo, StatusMessage
 from vbdt.errors import MessageRejected, UsageError, VbdtError, WorkerCrashed
-from vbdt.exchange.loopclock import LoopClock
+from vbdt.exchange import loopclock
 from vbdt.kept import Kept, KeptFor
 from vbdt.trust.chain import TrustStore, anchors_file
 from vbdt.trust.keys import SigningKey
@@ -636,7 +636,6 @@ class Workers:
         self.inline_bytes = inline_bytes
         self._slow: Kept[str | None, float] = Kept(_SLOW_PUBLISHERS_KEPT)  # publisher -> in a thread until (monotonic)
         self._strikes: Kept[str | None, float] = Kept(_SLOW_PUBLISHERS_KEPT)  # publisher -> last slow admission
-        self._clock = LoopClock()
         self._pool: _Pool | None = None
         self._shipped: KeptFor[_Shipped] = KeptFor(_CONTEXTS_MAX)
         self._closed = False
@@ -683,11 +682,11 @@ class Workers:
         contexts = (self._ship(admission), self._ship(answering), self._ship(key))
         until = self._slow.get(publisher)
         here = self._here(contexts, len(body) <= self.inline_bytes and (until is None or time.monotonic() >= until))
-        started = self._clock.start() if here else None
+        began = loopclock.mark() if here else None
         try:
             return await self._call(admit_job, contexts, body, me, publisher, inline=here)
         finally:
-            held = self._clock.seconds(started) if started is not None else None
+            held = loopclock.cpu_seconds(began) if began is not None else None
             if held is not None and held > INLINE_SLOW:
                 self._held_too_long(publisher, held, len(body))
 

@@ -222,11 +222,7 @@ class TrustStore:
     @classmethod
     def from_pem(cls, path: str | Path, crls: Iterable[x509.CertificateRevocationList] = ()) -> TrustStore:
         """Anchors from a PEM file (one or more certificates)."""
-        try:
-            data = Path(path).read_bytes()
-        except (OSError, ValueError) as exc:
-            raise CertificateRejected(f"cannot read the trust anchors in {path}: {exc}") from None
-        return cls(_anchors_in(data, path), crls)
+        return cls(_anchors_in(_read_anchors(path), path), crls)
 
     def validate(
         self, leaf: x509.Certificate, intermediates: Iterable[x509.Certificate] = (), *, at: dt.datetime | None = None
@@ -296,16 +292,20 @@ def anchors_file(path: Path) -> TrustStore:
 
     Raises :class:`~vbdt.errors.CertificateRejected` when the file cannot be read.
     """
-    try:
-        data = path.read_bytes()
-    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise CertificateRejected(f"cannot read the trust anchors in {path}: {exc}") from None
+    data = _read_anchors(path)
     key = hashlib.sha256(data).digest()
     store = _FILES.get(key)
     if store is None:
         store = TrustStore(_anchors_in(data, path))
         _FILES.put(key, store)
     return store
+
+
+def _read_anchors(path: str | Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise CertificateRejected(f"cannot read the trust anchors in {path}: {exc}") from None
 
 
 def _anchors_in(data: bytes, path: str | Path) -> list[x509.Certificate]:
